@@ -1,0 +1,15 @@
+/*
+ * petrel/petrel.h - umbrella header: include this to use petrel.
+ */
+#ifndef PETREL_H
+#define PETREL_H
+
+#include "app.h"
+#include "common.h"
+#include "config.h"
+#include "fiber.h"
+#include "log.h"
+#include "req.h"
+#include "route.h"
+
+#endif
