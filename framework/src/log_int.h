@@ -1,0 +1,65 @@
+/*
+ * log_int.h - logging internals shared by log.c and the server: level and
+ * access-log switches, per-thread buffering for loop threads, and the
+ * hot-path access record.
+ */
+#ifndef PETREL_LOG_INT_H
+#define PETREL_LOG_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include <petrel/log.h>
+
+/**
+ * Sets the lowest level written and whether access records are written.
+ * Safe to call from any thread at any time (the values are atomics); meant
+ * for startup, after the config is loaded. Defaults: PETREL_LOG_INFO, true.
+ */
+void petrel__log_configure(petrel_log_level_t level, bool access);
+
+/**
+ * Parses "debug", "info", "warn", "error" or "off" (case-insensitive).
+ * NULL or anything else gives PETREL_LOG_INFO, the default: the config layer
+ * has already rejected values outside log.level's choices.
+ */
+petrel_log_level_t petrel__log_parse_level(const char *s);
+
+/**
+ * Switches the calling thread between buffered mode (records collect in a
+ * thread-local buffer until petrel__log_flush(), or until it passes 32 KiB)
+ * and direct mode (each record is written at once, the default). Loop threads
+ * turn it on at start; turning it off flushes what is pending.
+ */
+void petrel__log_thread_buffered(bool on);
+
+/**
+ * Writes the calling thread's pending records to stdout with one write(2)
+ * (retried on EINTR, EAGAIN and partial writes). Loop threads call it once
+ * per loop iteration and before they exit. Cheap when nothing is pending.
+ */
+void petrel__log_flush(void);
+
+/**
+ * Logs one access record: {"time","level":"info","msg":"access","request_id",
+ * "method","path","status","duration_ms","worker",...extra}. All pointers are
+ * borrowed except `extra` (an object, or NULL), which it steals. request_id
+ * may be NULL (the field is then left out). A no-op when access logging is
+ * off; independent of the level, like uvicorn's separate access logger.
+ * Built for the hot path: no allocation once the thread buffer is warm,
+ * unless `extra` is given.
+ */
+void petrel__log_access(const char *request_id, const char *method, size_t mlen, const char *path,
+                        size_t plen, int status, double duration_ms, int worker,
+                        json_t *extra /* steals, may be NULL */);
+
+/**
+ * The request id of the request whose fiber is running on this thread, or
+ * NULL outside a request fiber. Implemented by the server; log.c adds it to
+ * every record as "request_id". Borrowed.
+ */
+const char *petrel__current_request_id(void);
+
+#endif
