@@ -12,6 +12,8 @@
 #include "petrel/route.h"
 
 typedef struct petrel__router petrel__router_t;
+/** A route's validation plan: defaults, bounds and enum texts parsed once at add time. */
+typedef struct petrel__vplan petrel__vplan_t;
 
 /** One path parameter slice of a matched request. */
 typedef struct petrel__path_arg {
@@ -27,6 +29,8 @@ typedef struct petrel__match {
     const char *allow;           /**< for 405: "GET, HEAD, POST" (owned by the router) */
     size_t nargs;
     petrel__path_arg_t args[PETREL_MAX_PATH];
+    const petrel__vplan_t *plan; /**< the route's validation plan (owned by the router); NULL:
+                                      petrel__validate compiles a temporary one per call */
 } petrel__match_t;
 
 petrel__router_t *petrel__router_new(void);
@@ -62,6 +66,16 @@ typedef const char *(*petrel__header_cb)(void *ctx, const char *name, size_t *le
 json_t *petrel__validate(const petrel__match_t *m, const char *query, size_t qlen,
                          petrel__header_cb hdr, void *hdr_ctx, const char *body, size_t blen,
                          bool has_body, json_t **params, json_t **body_out);
+
+/**
+ * Compiles a route's validation plan (used by petrel__router_add): parses every default and
+ * bound once. path_args are the merged path parameter fields (borrowed; must outlive the plan).
+ * Returns NULL with a reason in err when a default or bound is not valid JSON.
+ * Owned: free with petrel__vplan_free().
+ */
+petrel__vplan_t *petrel__vplan_new(const petrel_route_t *route, const petrel_field_t *path_args,
+                                   size_t nargs, char *err, size_t errlen);
+void petrel__vplan_free(petrel__vplan_t *p);
 
 /** Percent-decodes `src` into dst (capacity >= len + 1); `plus` turns '+' into ' ' (query).
  * Returns the decoded length. Invalid escapes are kept literally. */

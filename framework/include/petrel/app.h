@@ -18,7 +18,8 @@ extern "C" {
 typedef struct petrel_app petrel_app_t;
 typedef struct petrel_server petrel_server_t;
 
-/** A lifespan hook: runs on a fiber (it may await); returns 0 or a negative code to abort startup. */
+/** A lifespan hook: runs on a fiber (it may await); returns 0 or a negative code to abort startup.
+ */
 typedef int (*petrel_hook_cb)(petrel_app_t *app, void *arg);
 
 /** Creates an app. `title`/`version` are borrowed (OpenAPI info). Owned: petrel_app_free(). */

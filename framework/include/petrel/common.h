@@ -77,8 +77,7 @@ PETREL_API int64_t petrel_now_ms(void);
 PETREL_API int64_t petrel_now_ns(void);
 
 /** Always-on assertion: prints file:line and aborts. */
-#define PETREL_ASSERT(e)                                                                           \
-    ((e) ? (void)0 : petrel__assert_fail(#e, __FILE__, __LINE__, __func__))
+#define PETREL_ASSERT(e) ((e) ? (void)0 : petrel__assert_fail(#e, __FILE__, __LINE__, __func__))
 #ifndef NDEBUG
 #define PETREL_DASSERT(e) PETREL_ASSERT(e)
 #else

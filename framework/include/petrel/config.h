@@ -33,9 +33,9 @@ typedef enum petrel_cfg_type {
 typedef struct petrel_cfg_key {
     const char *path; /**< "server.port", "upstreams.*.base_url" */
     petrel_cfg_type_t type;
-    const char *dflt; /**< default as text; NULL: no default (str: NULL, numbers: 0) */
-    const char *help; /**< one line for the README / --help */
-    double min, max;  /**< numeric bounds, inclusive; both 0: unbounded */
+    const char *dflt;           /**< default as text; NULL: no default (str: NULL, numbers: 0) */
+    const char *help;           /**< one line for the README / --help */
+    double min, max;            /**< numeric bounds, inclusive; both 0: unbounded */
     const char *const *choices; /**< NULL-terminated allowed strings, or NULL */
 } petrel_cfg_key_t;
 

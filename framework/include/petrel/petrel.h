@@ -1,8 +1,8 @@
 /*
  * petrel/petrel.h - umbrella header: include this to use petrel.
  */
-#ifndef PETREL_H
-#define PETREL_H
+#ifndef PETREL_PETREL_H
+#define PETREL_PETREL_H
 
 #include "app.h"
 #include "common.h"

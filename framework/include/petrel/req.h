@@ -11,6 +11,7 @@
 #define PETREL_REQ_H
 
 #include <stdbool.h>
+
 #include <jansson.h>
 
 #include "common.h"
@@ -36,7 +37,8 @@ typedef struct petrel_str {
 
 /* ---- request ---- */
 
-/** Method ("GET", ...), path (without query, percent-decoded segments not applied), raw query. Arena. */
+/** Method ("GET", ...), path (without query, percent-decoded segments not applied), raw query.
+ * Arena. */
 PETREL_API const char *petrel_req_method(petrel_req_t *req);
 PETREL_API petrel_str_t petrel_req_path(petrel_req_t *req);
 PETREL_API petrel_str_t petrel_req_query_string(petrel_req_t *req);
@@ -76,7 +78,8 @@ PETREL_API const char *petrel_param_str(petrel_req_t *req, const char *name, con
 PETREL_API json_t *petrel_param_json(petrel_req_t *req, const char *name);
 /** Raw, unvalidated query parameter lookups (first value / every value, percent-decoded). Arena. */
 PETREL_API const char *petrel_query_raw(petrel_req_t *req, const char *name);
-/** A comma-separated or repeated query parameter split into strings ("a,b,c" or a=..&a=..). Arena. */
+/** A comma-separated or repeated query parameter split into strings ("a,b,c" or a=..&a=..). Arena.
+ */
 PETREL_API petrel_strv_t petrel_query_list(petrel_req_t *req, const char *name);
 /** The validated JSON body (defaults applied), borrowed; NULL when the route has no body. */
 PETREL_API json_t *petrel_body(petrel_req_t *req);

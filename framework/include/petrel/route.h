@@ -56,15 +56,15 @@ struct petrel_field {
     const char *name;
     petrel_type_t type;
     petrel_in_t in;
-    bool required;  /**< absent -> 422 "missing" (path parameters are always required) */
-    bool nullable;  /**< JSON null accepted (body fields) */
-    bool unique;    /**< arrays: a set; duplicates dropped, order ascending for scalars */
+    bool required;    /**< absent -> 422 "missing" (path parameters are always required) */
+    bool nullable;    /**< JSON null accepted (body fields) */
+    bool unique;      /**< arrays: a set; duplicates dropped, order ascending for scalars */
     const char *dflt; /**< JSON text of the default; NULL: no default (absent stays absent) */
     /* numeric bounds, JSON number text; NULL: unbounded */
     const char *gt, *ge, *lt, *le;
     /* string / array length bounds; -1 or 0 with has_ flags: see below */
-    int64_t min_length; /**< 0 = no minimum */
-    int64_t max_length; /**< 0 = no maximum */
+    int64_t min_length;             /**< 0 = no minimum */
+    int64_t max_length;             /**< 0 = no maximum */
     const char *const *enum_values; /**< NULL-terminated allowed strings (PETREL_ENUM) */
     const char *enum_name;          /**< schema name of the enum for OpenAPI/errors */
     const petrel_field_t *items;    /**< element schema for PETREL_T_ARRAY */
@@ -108,43 +108,63 @@ typedef struct petrel_route {
     const petrel_field_t *response;
     int status_code; /**< success status for docs; 0 = 200 */
     petrel_response_doc_t responses[PETREL_MAX_RESPONSES];
-    int64_t timeout_ms;         /**< 0 = server.request_timeout_ms; <0 = none */
-    const char *max_concurrent; /**< name of a semaphore guarding the route, or NULL */
-    const char *rate_limit;     /**< name of a rate limiter guarding the route, or NULL */
+    int64_t timeout_ms;           /**< 0 = server.request_timeout_ms; <0 = none */
+    const char *max_concurrent;   /**< name of a semaphore guarding the route, or NULL */
+    const char *rate_limit;       /**< name of a rate limiter guarding the route, or NULL */
     bool include_in_schema_false; /**< true: left out of OpenAPI */
     bool deprecated;
 } petrel_route_t;
 
 #define PETREL_ROUTE(METHOD, PATH, HANDLER, ...)                                                   \
-    {.method = #METHOD, .path = (PATH), .handler = (HANDLER), .name = #HANDLER, __VA_ARGS__}
+    {                                                                                              \
+        .method = #METHOD, .path = (PATH), .handler = (HANDLER), .name = #HANDLER, __VA_ARGS__     \
+    }
 
 #define PETREL_ENUM(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* Field helpers: PETREL_Q_INT("limit", .dflt = "10", .ge = "1", .le = "100") */
-#define PETREL_Q(NAME, TYPE, ...) {.name = (NAME), .type = (TYPE), .in = PETREL_IN_QUERY, __VA_ARGS__}
+#define PETREL_Q(NAME, TYPE, ...)                                                                  \
+    {                                                                                              \
+        .name = (NAME), .type = (TYPE), .in = PETREL_IN_QUERY, __VA_ARGS__                         \
+    }
 #define PETREL_Q_STR(NAME, ...) PETREL_Q(NAME, PETREL_T_STR, __VA_ARGS__)
 #define PETREL_Q_INT(NAME, ...) PETREL_Q(NAME, PETREL_T_INT, __VA_ARGS__)
 #define PETREL_Q_FLOAT(NAME, ...) PETREL_Q(NAME, PETREL_T_FLOAT, __VA_ARGS__)
 #define PETREL_Q_BOOL(NAME, ...) PETREL_Q(NAME, PETREL_T_BOOL, __VA_ARGS__)
 #define PETREL_Q_UUID(NAME, ...) PETREL_Q(NAME, PETREL_T_UUID, __VA_ARGS__)
-/** Repeated query key collected into a list: PETREL_Q_LIST("ids", PETREL_T_INT, .required = true) */
+/** Repeated query key collected into a list: PETREL_Q_LIST("ids", PETREL_T_INT, .required = true)
+ */
 #define PETREL_Q_LIST(NAME, ITEMTYPE, ...)                                                         \
     PETREL_Q(NAME, PETREL_T_ARRAY, .items = &(const petrel_field_t){.type = (ITEMTYPE)},           \
              __VA_ARGS__)
-#define PETREL_H(NAME, TYPE, ...) {.name = (NAME), .type = (TYPE), .in = PETREL_IN_HEADER, __VA_ARGS__}
-#define PETREL_P(NAME, TYPE, ...) {.name = (NAME), .type = (TYPE), .in = PETREL_IN_PATH, __VA_ARGS__}
+#define PETREL_H(NAME, TYPE, ...)                                                                  \
+    {                                                                                              \
+        .name = (NAME), .type = (TYPE), .in = PETREL_IN_HEADER, __VA_ARGS__                        \
+    }
+#define PETREL_P(NAME, TYPE, ...)                                                                  \
+    {                                                                                              \
+        .name = (NAME), .type = (TYPE), .in = PETREL_IN_PATH, __VA_ARGS__                          \
+    }
 
 /* Body fields */
-#define PETREL_F(NAME, TYPE, ...) {.name = (NAME), .type = (TYPE), .in = PETREL_IN_BODY, __VA_ARGS__}
+#define PETREL_F(NAME, TYPE, ...)                                                                  \
+    {                                                                                              \
+        .name = (NAME), .type = (TYPE), .in = PETREL_IN_BODY, __VA_ARGS__                          \
+    }
 #define PETREL_F_STR(NAME, ...) PETREL_F(NAME, PETREL_T_STR, __VA_ARGS__)
 #define PETREL_F_INT(NAME, ...) PETREL_F(NAME, PETREL_T_INT, __VA_ARGS__)
 #define PETREL_F_FLOAT(NAME, ...) PETREL_F(NAME, PETREL_T_FLOAT, __VA_ARGS__)
 #define PETREL_F_BOOL(NAME, ...) PETREL_F(NAME, PETREL_T_BOOL, __VA_ARGS__)
-#define PETREL_F_END {.name = NULL}
+#define PETREL_F_END                                                                               \
+    {                                                                                              \
+        .name = NULL                                                                               \
+    }
 /** An object schema usable as .body / .items / .response: PETREL_OBJECT("Item", fields) */
 #define PETREL_OBJECT(SCHEMA_NAME, FIELDS)                                                         \
-    (&(const petrel_field_t){.type = PETREL_T_OBJECT, .in = PETREL_IN_BODY,                        \
-                             .schema_name = (SCHEMA_NAME), .fields = (FIELDS)})
+    (&(const petrel_field_t){.type = PETREL_T_OBJECT,                                              \
+                             .in = PETREL_IN_BODY,                                                 \
+                             .schema_name = (SCHEMA_NAME),                                         \
+                             .fields = (FIELDS)})
 
 #ifdef __cplusplus
 }

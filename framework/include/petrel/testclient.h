@@ -6,8 +6,9 @@
 #ifndef PETREL_TESTCLIENT_H
 #define PETREL_TESTCLIENT_H
 
-#include <jansson.h>
 #include <stdbool.h>
+
+#include <jansson.h>
 
 #include "app.h"
 #include "common.h"
@@ -57,7 +58,8 @@ PETREL_API void petrel_test_res_free(petrel_test_res_t *res);
 
 /** Connects a raw TCP socket to the server (for pipelining, disconnect tests). Owned: close(). */
 PETREL_API int petrel_test_connect(const petrel_testclient_t *tc);
-/** Reads one HTTP/1.1 response from fd (Content-Length or chunked). Owned: petrel_test_res_free(). */
+/** Reads one HTTP/1.1 response from fd (Content-Length or chunked). Owned: petrel_test_res_free().
+ */
 PETREL_API petrel_test_res_t *petrel_test_read_response(int fd, int timeout_ms);
 
 #ifdef __cplusplus

@@ -1,0 +1,53 @@
+/*
+ * main.c - petrel-app, the reference JSON REST service built on petrel's
+ * public API only. This file holds the core routes (TechEmpower hello world,
+ * the sleep route showing fiber concurrency) and the entry point.
+ */
+#include <petrel/petrel.h>
+
+/* GET /json: TechEmpower JSON serialisation test. */
+static int hello_json(petrel_req_t *req)
+{
+    return petrel_json(req, 200, json_pack("{s:s}", "message", "Hello, World!"));
+}
+
+/* GET /plaintext: TechEmpower plaintext test. */
+static int hello_plaintext(petrel_req_t *req)
+{
+    static const char body[] = "Hello, World!";
+    return petrel_send(req, 200, "text/plain", body, sizeof(body) - 1);
+}
+
+/* GET /api/sleep?ms=N: awaits a sleep; hundreds run at once on one worker. */
+static int api_sleep(petrel_req_t *req)
+{
+    int64_t ms = petrel_param_int(req, "ms", 1);
+    int64_t t0 = petrel_now_ms();
+    int rc = petrel_sleep(ms);
+    if (rc != 0)
+        return rc;
+    return petrel_json(req, 200,
+                       json_pack("{s:I,s:I}", "slept_ms", (json_int_t)ms, "elapsed_ms",
+                                 (json_int_t)(petrel_now_ms() - t0)));
+}
+
+static const petrel_route_t core_routes[] = {
+    PETREL_ROUTE(GET, "/json", hello_json, .summary = "Hello world as JSON",
+                 .tags = {"techempower"}),
+    PETREL_ROUTE(GET, "/plaintext", hello_plaintext, .summary = "Hello world as text",
+                 .tags = {"techempower"}),
+    PETREL_ROUTE(GET, "/api/sleep", api_sleep, .summary = "Await a sleep of ms milliseconds",
+                 .tags = {"demo"},
+                 .query = {PETREL_Q_INT("ms", .required = true, .ge = "1", .le = "10000",
+                                        .description = "milliseconds to sleep")}),
+};
+
+int main(int argc, char **argv)
+{
+    petrel_app_t *app = petrel_app_new("petrel-app", PETREL_VERSION);
+    if (petrel_app_add_routes(app, core_routes, sizeof(core_routes) / sizeof(core_routes[0])) != 0)
+        return 2;
+    int rc = petrel_app_main(app, argc, argv, NULL);
+    petrel_app_free(app);
+    return rc;
+}

@@ -1,0 +1,125 @@
+/*
+ * fiber_int.h - private: fibers, the per-thread scheduler, timers and the
+ * await protocol every suspending primitive is built on.
+ *
+ * One scheduler per loop thread. Fibers are resumed only from the loop's own
+ * context (never from another fiber); a fiber that wants another to run puts
+ * it on the ready queue. An await "parks" the current fiber; whoever completes
+ * the wait calls petrel__fiber_wake(), which queues it to run again.
+ */
+#ifndef PETREL_FIBER_INT_H
+#define PETREL_FIBER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "petrel/fiber.h"
+
+/* Hand-written switch on x86-64 and AArch64; ucontext elsewhere or when forced. */
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(PETREL_FIBER_UCONTEXT)
+#define PETREL_CTX_ASM 1
+#endif
+
+typedef struct petrel__sched petrel__sched_t;
+typedef struct petrel__timer petrel__timer_t;
+typedef void (*petrel__timer_cb)(petrel__timer_t *t);
+
+/** A one-shot timer on the thread's scheduler (min-heap, nanosecond deadlines). */
+struct petrel__timer {
+    int64_t deadline_ns;
+    size_t idx; /* position in the heap; SIZE_MAX when not armed */
+    petrel__timer_cb cb;
+    void *data;
+};
+
+typedef void (*petrel__fiber_fn)(void *arg);
+
+struct petrel__defer {
+    void (*cb)(void *arg);
+    void *arg;
+};
+
+enum petrel__fiber_state {
+    PETREL__FIBER_IDLE = 0, /* in the pool */
+    PETREL__FIBER_READY,    /* queued to run */
+    PETREL__FIBER_RUNNING,
+    PETREL__FIBER_PARKED,
+    PETREL__FIBER_DONE,
+};
+
+struct petrel_fiber {
+    void *sp; /* saved stack pointer while not running */
+    void *stack_lo;
+    size_t stack_size;
+    petrel__sched_t *sched;
+    enum petrel__fiber_state state;
+    bool cancelled;
+    int wake_rc;
+    petrel__fiber_fn fn;
+    void *arg;
+    petrel__timer_t timeout;
+    struct petrel_fiber *next_ready; /* ready queue link */
+    struct petrel_fiber *next_free;  /* pool link */
+    struct petrel__defer *defers;
+    size_t ndefers, defers_cap;
+    void *user;             /* owner data: the request for request fibers */
+    const char *await_kind; /* what the fiber waits on ("sleep", "fd", ...) */
+    int64_t started_ns;
+    uint64_t id;
+    void *asan_fake_stack;
+    void *uctx; /* ucontext_t*, used by the ucontext fallback only */
+};
+
+/* ---- scheduler (one per loop thread) ---- */
+
+/** Creates the calling thread's scheduler. `stack_size` bytes per fiber stack (rounded up to
+ * pages, plus a guard page); at most `pool_max` idle stacks are kept. */
+petrel__sched_t *petrel__sched_new(size_t stack_size, size_t pool_max);
+/** Frees the scheduler; every fiber must be done. */
+void petrel__sched_free(petrel__sched_t *s);
+/** The calling thread's scheduler, or NULL. */
+petrel__sched_t *petrel__sched_current(void);
+/** Binds the scheduler's fd waits to an h2o evloop (struct st_h2o_evloop_t *). */
+void petrel__sched_attach_loop(petrel__sched_t *s, void *h2o_loop);
+/** Milliseconds until the earliest timer (0 when fibers are ready), capped at max_ms. */
+int32_t petrel__sched_wait_ms(petrel__sched_t *s, int32_t max_ms);
+/** Fires due timers and runs every ready fiber until none is ready. Returns how many ran. */
+size_t petrel__sched_run(petrel__sched_t *s);
+/** Live (not pooled) fibers, idle pooled stacks. */
+size_t petrel__sched_live(const petrel__sched_t *s);
+size_t petrel__sched_pooled(const petrel__sched_t *s);
+
+/* ---- fibers ---- */
+
+/** Takes a fiber from the pool (or makes one) that will run fn(arg). Aborts on OOM. */
+petrel_fiber_t *petrel__fiber_new(petrel__sched_t *s, petrel__fiber_fn fn, void *arg);
+/** Runs f now until it parks or finishes. Only from loop context (not from a fiber). */
+void petrel__fiber_resume(petrel_fiber_t *f);
+/** Queues f to run (from anywhere on the thread). */
+void petrel__fiber_schedule(petrel_fiber_t *f);
+/**
+ * Parks the current fiber until petrel__fiber_wake(), the timeout (ms; <0: none) or
+ * cancellation. Returns the wake code, PETREL_ETIMEDOUT or PETREL_ECANCELED. Returns
+ * PETREL_ECANCELED at once when already cancelled.
+ */
+int petrel__fiber_park(int64_t timeout_ms);
+/** Wakes a parked fiber with rc; no-op when it is not parked. */
+void petrel__fiber_wake(petrel_fiber_t *f, int rc);
+
+/* ---- timers ---- */
+void petrel__timer_init(petrel__timer_t *t, petrel__timer_cb cb, void *data);
+/** Arms (or re-arms) t to fire after `ms` on the calling thread's scheduler. */
+void petrel__timer_start(petrel__sched_t *s, petrel__timer_t *t, int64_t ms);
+void petrel__timer_stop(petrel__sched_t *s, petrel__timer_t *t);
+static inline bool petrel__timer_armed(const petrel__timer_t *t)
+{
+    return t->idx != SIZE_MAX;
+}
+
+/* ---- low level switch (arch/ or the ucontext fallback) ---- */
+void petrel__ctx_switch(void **save_sp, void *load_sp);
+
+/** Default timeout for fd waits (server.io_timeout_ms), set by the server. */
+extern int64_t petrel__io_timeout_ms;
+
+#endif

@@ -1,0 +1,508 @@
+/*
+ * req.c - the request API handlers use (accessors, validated parameters)
+ * and response building: JSON is serialised straight into buffers from the
+ * h2o request pool and handed to h2o as an iovec list, with an explicit
+ * Content-Length, so a body is written once and never copied.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log_int.h"
+#include "petrel/log.h"
+#include "server_int.h"
+
+const char *petrel_req_method(petrel_req_t *req)
+{
+    return req->method;
+}
+
+petrel_str_t petrel_req_path(petrel_req_t *req)
+{
+    return (petrel_str_t){req->path, req->plen};
+}
+
+petrel_str_t petrel_req_query_string(petrel_req_t *req)
+{
+    return (petrel_str_t){req->query != NULL ? req->query : "", req->qlen};
+}
+
+const petrel_route_t *petrel_req_route(petrel_req_t *req)
+{
+    return req->route;
+}
+
+const char *petrel_req_id(petrel_req_t *req)
+{
+    return req->reqid;
+}
+
+petrel_app_t *petrel_req_app(petrel_req_t *req)
+{
+    return req->w->srv->app;
+}
+
+int petrel_req_worker(petrel_req_t *req)
+{
+    return req->w->index;
+}
+
+void *petrel_req_alloc(petrel_req_t *req, size_t sz)
+{
+    return h2o_mem_alloc_pool(&req->arena, sz);
+}
+
+const char *petrel_req_sprintf(petrel_req_t *req, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return "";
+    char *s = h2o_mem_alloc_pool(&req->arena, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+const char *petrel_req_header(petrel_req_t *req, const char *name)
+{
+    if (req->h2o == NULL || name == NULL)
+        return NULL;
+    size_t n = strlen(name);
+    char *lower = h2o_mem_alloc_pool(&req->arena, n + 1);
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    ssize_t i = h2o_find_header_by_str(&req->h2o->headers, lower, n, -1);
+    if (i == -1)
+        return NULL;
+    h2o_iovec_t v = req->h2o->headers.entries[i].value;
+    /* Copied: the value must outlive h2o's request if the client disconnects. */
+    char *s = h2o_mem_alloc_pool(&req->arena, v.len + 1);
+    memcpy(s, v.base, v.len);
+    s[v.len] = '\0';
+    return s;
+}
+
+const char *petrel_req_peer(petrel_req_t *req)
+{
+    if (req->h2o == NULL)
+        return "";
+    struct sockaddr_storage ss;
+    socklen_t len = req->h2o->conn->callbacks->get_peername(req->h2o->conn, (struct sockaddr *)&ss);
+    char *buf = h2o_mem_alloc_pool(&req->arena, INET6_ADDRSTRLEN);
+    buf[0] = '\0';
+    if (len == 0)
+        return buf;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, INET6_ADDRSTRLEN);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, INET6_ADDRSTRLEN);
+    return buf;
+}
+
+petrel_str_t petrel_req_body(petrel_req_t *req)
+{
+    if (!req->raw_body_copied) {
+        /* Copy on first use: h2o's buffer is gone if the client disconnects. */
+        if (req->h2o != NULL && req->raw_body.len > 0) {
+            char *p = h2o_mem_alloc_pool(&req->arena, req->raw_body.len + 1);
+            memcpy(p, req->raw_body.p, req->raw_body.len);
+            p[req->raw_body.len] = '\0';
+            req->raw_body.p = p;
+        } else if (req->h2o == NULL) {
+            req->raw_body = (petrel_str_t){"", 0};
+        }
+        req->raw_body_copied = true;
+    }
+    return req->raw_body.p != NULL ? req->raw_body : (petrel_str_t){"", 0};
+}
+
+/* ---- validated parameters ---- */
+
+json_t *petrel_params(petrel_req_t *req)
+{
+    if (req->params == NULL)
+        req->params = json_object();
+    return req->params;
+}
+
+static json_t *param_get(petrel_req_t *req, const char *name)
+{
+    return req->params != NULL ? json_object_get(req->params, name) : NULL;
+}
+
+bool petrel_param_has(petrel_req_t *req, const char *name)
+{
+    json_t *v = param_get(req, name);
+    return v != NULL && !json_is_null(v);
+}
+
+int64_t petrel_param_int(petrel_req_t *req, const char *name, int64_t fallback)
+{
+    json_t *v = param_get(req, name);
+    if (json_is_integer(v))
+        return (int64_t)json_integer_value(v);
+    if (json_is_real(v))
+        return (int64_t)json_real_value(v);
+    return fallback;
+}
+
+double petrel_param_float(petrel_req_t *req, const char *name, double fallback)
+{
+    json_t *v = param_get(req, name);
+    return json_is_number(v) ? json_number_value(v) : fallback;
+}
+
+bool petrel_param_bool(petrel_req_t *req, const char *name, bool fallback)
+{
+    json_t *v = param_get(req, name);
+    return json_is_boolean(v) ? json_is_true(v) : fallback;
+}
+
+const char *petrel_param_str(petrel_req_t *req, const char *name, const char *fallback)
+{
+    json_t *v = param_get(req, name);
+    return json_is_string(v) ? json_string_value(v) : fallback;
+}
+
+json_t *petrel_param_json(petrel_req_t *req, const char *name)
+{
+    return param_get(req, name);
+}
+
+json_t *petrel_body(petrel_req_t *req)
+{
+    return req->body_json;
+}
+
+struct query_find {
+    petrel_req_t *req;
+    const char *name;
+    size_t nlen;
+    const char *first;
+    petrel_strv_t *list;
+    bool split_commas;
+};
+
+static void strv_push(petrel_req_t *req, petrel_strv_t *v, const char *s, size_t len)
+{
+    /* Grow by doubling inside the arena; old arrays are simply abandoned. */
+    if ((v->n & (v->n - 1)) == 0) {
+        size_t cap = v->n ? v->n * 2 : 4;
+        const char **nv = h2o_mem_alloc_pool(&req->arena, cap * sizeof(*nv));
+        if (v->n)
+            memcpy(nv, v->v, v->n * sizeof(*nv));
+        v->v = nv;
+    }
+    char *c = h2o_mem_alloc_pool(&req->arena, len + 1);
+    memcpy(c, s, len);
+    c[len] = '\0';
+    v->v[v->n++] = c;
+}
+
+static int query_find_cb(void *ctx, const char *k, size_t klen, const char *val, size_t vlen)
+{
+    struct query_find *qf = ctx;
+    if (klen != qf->nlen || memcmp(k, qf->name, klen) != 0)
+        return 0;
+    if (qf->list == NULL) {
+        char *c = h2o_mem_alloc_pool(&qf->req->arena, vlen + 1);
+        memcpy(c, val, vlen);
+        c[vlen] = '\0';
+        qf->first = c;
+        return 1;
+    }
+    size_t start = 0;
+    for (size_t i = 0; i <= vlen; i++) {
+        if (i == vlen || val[i] == ',') {
+            if (i > start)
+                strv_push(qf->req, qf->list, val + start, i - start);
+            start = i + 1;
+        }
+    }
+    return 0;
+}
+
+const char *petrel_query_raw(petrel_req_t *req, const char *name)
+{
+    struct query_find qf = {.req = req, .name = name, .nlen = strlen(name)};
+    if (req->query != NULL)
+        petrel__query_each(req->query, req->qlen, query_find_cb, &qf);
+    return qf.first;
+}
+
+petrel_strv_t petrel_query_list(petrel_req_t *req, const char *name)
+{
+    petrel_strv_t out = {NULL, 0};
+    struct query_find qf = {.req = req, .name = name, .nlen = strlen(name), .list = &out};
+    if (req->query != NULL)
+        petrel__query_each(req->query, req->qlen, query_find_cb, &qf);
+    return out;
+}
+
+/* ---- responses ---- */
+
+static const char *arena_copy_value(petrel_req_t *req, const char *v, size_t len)
+{
+    char *s = h2o_mem_alloc_pool(&req->arena, len + 1);
+    memcpy(s, v, len + 1);
+    return s;
+}
+
+static bool header_token_ok(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c) != NULL)
+            return false;
+    }
+    return true;
+}
+
+static bool header_value_ok(const char *s)
+{
+    for (; *s; s++)
+        if (*s == '\r' || *s == '\n' || *s == '\0')
+            return false;
+    return true;
+}
+
+int petrel_resp_header(petrel_req_t *req, const char *name, const char *value)
+{
+    if (name == NULL || value == NULL || !header_token_ok(name) || !header_value_ok(value))
+        return PETREL_EINVAL;
+    if (req->nhdrs == req->hdrs_cap) {
+        size_t cap = req->hdrs_cap ? req->hdrs_cap * 2 : 8;
+        struct resp_header *nh = h2o_mem_alloc_pool(&req->arena, cap * sizeof(*nh));
+        if (req->nhdrs)
+            memcpy(nh, req->hdrs, req->nhdrs * sizeof(*nh));
+        req->hdrs = nh;
+        req->hdrs_cap = cap;
+    }
+    size_t nlen = strlen(name), vlen = strlen(value);
+    char *n = h2o_mem_alloc_pool(&req->arena, nlen + 1);
+    for (size_t i = 0; i <= nlen; i++)
+        n[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    req->hdrs[req->nhdrs++] =
+        (struct resp_header){n, arena_copy_value(req, value, vlen), nlen, vlen};
+    return 0;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 418:
+        return "I'm a teapot";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "";
+    }
+}
+
+/* jansson's dump callback appending into h2o pool chunks that become the
+ * iovecs handed to h2o_send: serialised once, never copied. */
+struct dumpbuf {
+    h2o_mem_pool_t *pool;
+    h2o_iovec_t vec[16];
+    size_t n, cap_last, total;
+};
+
+static int dump_cb(const char *buf, size_t size, void *data)
+{
+    struct dumpbuf *d = data;
+    h2o_iovec_t *cur = d->n > 0 ? &d->vec[d->n - 1] : NULL;
+    while (size > 0) {
+        if (cur == NULL || cur->len == d->cap_last) {
+            if (d->n == sizeof(d->vec) / sizeof(d->vec[0]))
+                return -1;
+            /* Chunks grow geometrically so a large body needs few iovecs. */
+            d->cap_last = d->cap_last ? d->cap_last * 4 : 1024;
+            cur = &d->vec[d->n++];
+            cur->base = h2o_mem_alloc_pool(d->pool, d->cap_last);
+            cur->len = 0;
+        }
+        size_t room = d->cap_last - cur->len, take = size < room ? size : room;
+        memcpy(cur->base + cur->len, buf, take);
+        cur->len += take;
+        d->total += take;
+        buf += take;
+        size -= take;
+    }
+    return 0;
+}
+
+static int set_json(petrel_req_t *req, int status, json_t *body)
+{
+    if (req->h2o == NULL || req->responded) {
+        json_decref(body);
+        return 0;
+    }
+    struct dumpbuf d = {.pool = &req->h2o->pool};
+    int rc = body != NULL ? json_dump_callback(body, dump_cb, &d,
+                                               JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
+                          : dump_cb("null", 4, &d);
+    json_decref(body);
+    if (rc != 0)
+        return petrel_set_error(req, PETREL_ETOOBIG, "response body too large to serialise");
+    req->status = status;
+    req->content_type = "application/json";
+    req->nbody = d.n;
+    req->body = h2o_mem_alloc_pool(&req->h2o->pool, (d.n ? d.n : 1) * sizeof(h2o_iovec_t));
+    memcpy(req->body, d.vec, d.n * sizeof(h2o_iovec_t));
+    req->body_len = d.total;
+    req->has_response = true;
+    return 0;
+}
+
+int petrel_json(petrel_req_t *req, int status, json_t *body)
+{
+    return set_json(req, status, body);
+}
+
+int petrel_error(petrel_req_t *req, int status, const char *detail)
+{
+    return set_json(req, status, json_pack("{s:s}", "detail", detail != NULL ? detail : ""));
+}
+
+int petrel_error_json(petrel_req_t *req, int status, json_t *detail)
+{
+    return set_json(req, status,
+                    json_pack("{s:o}", "detail", detail != NULL ? detail : json_null()));
+}
+
+int petrel_send(petrel_req_t *req, int status, const char *content_type, const void *body,
+                size_t len)
+{
+    if (req->h2o == NULL || req->responded)
+        return 0;
+    req->status = status;
+    req->content_type =
+        content_type != NULL ? arena_copy_value(req, content_type, strlen(content_type)) : NULL;
+    req->body = h2o_mem_alloc_pool(&req->h2o->pool, sizeof(h2o_iovec_t));
+    req->body[0].base = h2o_mem_alloc_pool(&req->h2o->pool, len ? len : 1);
+    memcpy(req->body[0].base, body, len);
+    req->body[0].len = len;
+    req->nbody = 1;
+    req->body_len = len;
+    req->has_response = true;
+    return 0;
+}
+
+int petrel_empty(petrel_req_t *req, int status)
+{
+    if (req->h2o == NULL || req->responded)
+        return 0;
+    req->status = status;
+    req->content_type = NULL;
+    req->nbody = 0;
+    req->body_len = 0;
+    req->has_response = true;
+    return 0;
+}
+
+void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctype, size_t ctlen,
+                                 h2o_iovec_t *bufs, size_t nbufs, size_t total)
+{
+    static h2o_generator_t gen = {NULL, NULL};
+    h2o_req_t *h = req->h2o;
+    if (h == NULL || req->responded)
+        return;
+    req->responded = true;
+    h->res.status = status;
+    h->res.reason = reason_phrase(status);
+    h->res.content_length = total;
+    if (ctype != NULL)
+        h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, ctlen);
+    h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          req->reqid, strlen(req->reqid));
+    for (size_t i = 0; i < req->nhdrs; i++)
+        h2o_add_header_by_str(&h->pool, &h->res.headers, req->hdrs[i].name, req->hdrs[i].nlen, 1,
+                              NULL, req->hdrs[i].value, req->hdrs[i].vlen);
+    h2o_start_response(h, &gen);
+    h2o_send(h, bufs, nbufs, H2O_SEND_STATE_FINAL);
+    double ms = (double)(petrel_now_ns() - req->start_ns) / 1e6;
+    petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, status, ms,
+                       req->w->index, NULL);
+}
+
+void petrel__req_send(petrel_req_t *req)
+{
+    const char *ct = req->content_type;
+    petrel__req_finish_response(req, req->status, ct, ct ? strlen(ct) : 0, req->body, req->nbody,
+                                req->body_len);
+}
+
+void petrel__req_send_error(petrel_req_t *req, int status, const char *detail)
+{
+    req->has_response = false;
+    if (set_json(req, status, json_pack("{s:s}", "detail", detail)) == 0 && req->has_response)
+        petrel__req_send(req);
+}
+
+const petrel_error_t *petrel_last_error(petrel_req_t *req)
+{
+    return req->has_error ? &req->last_error : NULL;
+}
+
+int petrel_set_error(petrel_req_t *req, int code, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    req->last_error.code = code;
+    req->last_error.http_status = petrel_err_http_status(code);
+    req->last_error.message = arena_copy_value(req, buf, strlen(buf));
+    req->last_error.detail = NULL;
+    req->has_error = true;
+    return code;
+}

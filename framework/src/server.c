@@ -1,0 +1,845 @@
+/*
+ * server.c - the server: worker threads each running an H2O evloop with its
+ * own SO_REUSEPORT listener and fiber scheduler, request dispatch onto
+ * fibers (route match, validation, per-route deadline, cancellation when the
+ * client goes away), the control thread that runs lifespan hooks, and
+ * graceful shutdown.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "log_int.h"
+#include "petrel/log.h"
+#include "server_int.h"
+
+static __thread struct worker *tl_worker;
+
+const char *petrel__current_request_id(void)
+{
+    petrel_fiber_t *f = petrel_fiber_current();
+    if (f == NULL || tl_worker == NULL || f->user == NULL)
+        return NULL;
+    return ((petrel_req_t *)f->user)->reqid;
+}
+
+/* ------------------------------------------------------------------ */
+/* built-in routes                                                     */
+
+static int healthz(petrel_req_t *req)
+{
+    return petrel_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static int readyz(petrel_req_t *req)
+{
+    petrel_server_t *srv = req->w->srv;
+    int st = atomic_load(&srv->state);
+    if (st == SERVER_READY)
+        return petrel_json(req, 200, json_pack("{s:s}", "status", "ready"));
+    petrel_resp_header(req, "Retry-After", "1");
+    return petrel_json(
+        req, 503, json_pack("{s:s}", "status", st == SERVER_STARTING ? "starting" : "draining"));
+}
+
+static const petrel_route_t builtin_routes[] = {
+    PETREL_ROUTE(GET, "/healthz", healthz, .summary = "Liveness", .tags = {"ops"},
+                 .timeout_ms = -1),
+    PETREL_ROUTE(GET, "/readyz", readyz, .summary = "Readiness", .tags = {"ops"}, .timeout_ms = -1),
+};
+
+static bool route_is_builtin(const petrel_route_t *r)
+{
+    return r->handler == healthz || r->handler == readyz;
+}
+
+/* ------------------------------------------------------------------ */
+/* request lifecycle                                                   */
+
+static void req_release(petrel_req_t *req)
+{
+    if (--req->refs > 0)
+        return;
+    h2o_linklist_unlink(&req->link);
+    json_decref(req->params);
+    json_decref(req->body_json);
+    h2o_mem_clear_pool(&req->arena);
+    free(req);
+}
+
+/* h2o frees its request (the client went away, or the response is done):
+ * from here on the fiber must not touch req->h2o. */
+static void req_on_h2o_dispose(void *p)
+{
+    petrel_req_t *req = *(petrel_req_t **)p;
+    req->h2o = NULL;
+    if (req->fiber != NULL)
+        petrel_fiber_cancel(req->fiber);
+    req_release(req);
+}
+
+static void req_deadline_cb(petrel__timer_t *t)
+{
+    petrel_req_t *req = t->data;
+    req->timed_out = true;
+    if (req->h2o != NULL && !req->responded)
+        petrel__req_send_error(req, 504, "Request timed out");
+    if (req->fiber != NULL)
+        petrel_fiber_cancel(req->fiber);
+}
+
+static void req_fiber_done(void *arg)
+{
+    petrel_req_t *req = arg;
+    struct worker *w = req->w;
+    petrel__timer_stop(w->sched, &req->deadline);
+    if (!req->responded && req->h2o == NULL) {
+        /* The client left before we answered: log it as nginx's 499. */
+        double ms = (double)(petrel_now_ns() - req->start_ns) / 1e6;
+        petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, 499, ms,
+                           w->index, NULL);
+    }
+    req->fiber->user = NULL;
+    req->fiber = NULL;
+    atomic_fetch_sub(&w->inflight, 1);
+    req_release(req);
+}
+
+static void request_main(void *arg)
+{
+    petrel_req_t *req = arg;
+    petrel_defer(req_fiber_done, req);
+    int rc = req->route->handler(req);
+    if (req->responded || req->h2o == NULL)
+        return;
+    if (rc < 0) {
+        int status = petrel_err_http_status(rc);
+        if (status >= 500 && status != 503 && status != 504) {
+            petrel_logj(PETREL_LOG_ERROR, "handler failed",
+                        json_pack("{s:s,s:s,s:s}", "route", req->route->path, "error",
+                                  petrel_err_name(rc), "reason",
+                                  req->has_error && req->last_error.message
+                                      ? req->last_error.message
+                                      : petrel_strerror(rc)));
+            petrel__req_send_error(req, 500, "Internal Server Error");
+        } else {
+            const char *detail = req->has_error && req->last_error.message != NULL
+                                     ? req->last_error.message
+                                     : petrel_strerror(rc);
+            if (status == 503 || status == 429)
+                petrel_resp_header(req, "Retry-After", "1");
+            petrel__req_send_error(req, status, detail);
+        }
+        return;
+    }
+    if (!req->has_response) {
+        petrel_logj(PETREL_LOG_ERROR, "handler returned without a response",
+                    json_pack("{s:s}", "route", req->route->path));
+        petrel__req_send_error(req, 500, "Internal Server Error");
+        return;
+    }
+    petrel__req_send(req);
+}
+
+static bool reqid_is_sane(const char *v, size_t len)
+{
+    if (len == 0 || len > 128)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = v[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+static const char *reqid_make(struct worker *w, h2o_req_t *h, h2o_mem_pool_t *pool)
+{
+    ssize_t i = h2o_find_header_by_str(&h->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i != -1) {
+        h2o_iovec_t v = h->headers.entries[i].value;
+        if (reqid_is_sane(v.base, v.len)) {
+            char *s = h2o_mem_alloc_pool(pool, v.len + 1);
+            memcpy(s, v.base, v.len);
+            s[v.len] = '\0';
+            return s;
+        }
+    }
+    /* 64 bits: a per-worker sequence mixed with a random salt (splitmix64). */
+    uint64_t x = w->reqid_salt + (++w->reqid_seq) * 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    x ^= x >> 31;
+    char *s = h2o_mem_alloc_pool(pool, 17);
+    static const char hex[] = "0123456789abcdef";
+    for (int k = 15; k >= 0; k--, x >>= 4)
+        s[k] = hex[x & 15];
+    s[16] = '\0';
+    return s;
+}
+
+static char *arena_dup(h2o_mem_pool_t *pool, const char *p, size_t len)
+{
+    char *s = h2o_mem_alloc_pool(pool, len + 1);
+    memcpy(s, p, len);
+    s[len] = '\0';
+    return s;
+}
+
+static const char *hdr_lookup(void *ctx, const char *name, size_t *len)
+{
+    h2o_req_t *h = ctx;
+    char lower[128];
+    size_t n = strlen(name);
+    if (n >= sizeof(lower))
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    /* Header parameters are declared in snake_case and sent with dashes, as FastAPI converts. */
+    for (size_t i = 0; i < n; i++)
+        if (lower[i] == '_')
+            lower[i] = '-';
+    ssize_t i = h2o_find_header_by_str(&h->headers, lower, n, -1);
+    if (i == -1)
+        return NULL;
+    *len = h->headers.entries[i].value.len;
+    return h->headers.entries[i].value.base;
+}
+
+/* Answers without a fiber (404, 405, 422, 503 while starting). */
+static void send_inline_json(h2o_req_t *h, int status, const char *body, size_t len,
+                             const char *allow)
+{
+    static h2o_generator_t gen = {NULL, NULL};
+    h->res.status = status;
+    h->res.reason = "";
+    h->res.content_length = len;
+    h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
+    if (allow != NULL)
+        h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("allow"), 0, NULL, allow,
+                              strlen(allow));
+    h2o_iovec_t buf = h2o_iovec_init(body, len);
+    h2o_start_response(h, &gen);
+    h2o_send(h, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void send_inline_detail(struct worker *w, h2o_req_t *h, int status, json_t *detail,
+                               const char *allow)
+{
+    json_t *doc = json_pack("{s:o}", "detail", detail);
+    size_t n = json_dumpb(doc, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *buf = h2o_mem_alloc_pool(&h->pool, n);
+    json_dumpb(doc, buf, n, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    send_inline_json(h, status, buf, n, allow);
+    const char *m = h->method.base;
+    size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
+    petrel__log_access(NULL, m, h->method.len, h->path.base, plen, status, 0.0, w->index, NULL);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *h)
+{
+    (void)self;
+    struct worker *w = tl_worker;
+    petrel_server_t *srv = w->srv;
+    size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
+    int64_t start = petrel_now_ns();
+
+    petrel_req_t *req = petrel_xcalloc(1, sizeof(*req));
+    h2o_mem_init_pool(&req->arena);
+    h2o_linklist_init_anchor(&req->link);
+    req->w = w;
+    req->start_ns = start;
+    req->path = arena_dup(&req->arena, h->path.base, plen);
+    req->plen = plen;
+    req->scratch = h2o_mem_alloc_pool(&req->arena, plen + 1);
+    int st = petrel__router_match(srv->router, h->method.base, h->method.len, req->path, plen,
+                                  req->scratch, &req->match);
+    if (st != 0) {
+        const char *allow = st == 405 ? req->match.allow : NULL;
+        send_inline_detail(w, h, st, json_string(st == 404 ? "Not Found" : "Method Not Allowed"),
+                           allow);
+        goto free_early;
+    }
+    req->route = req->match.route;
+    if (atomic_load(&srv->state) != SERVER_READY && !route_is_builtin(req->route)) {
+        h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        send_inline_detail(w, h, 503,
+                           json_string(atomic_load(&srv->state) == SERVER_STARTING
+                                           ? "Service is starting"
+                                           : "Service is shutting down"),
+                           NULL);
+        goto free_early;
+    }
+    if (h->query_at != SIZE_MAX) {
+        req->query =
+            arena_dup(&req->arena, h->path.base + h->query_at + 1, h->path.len - h->query_at - 1);
+        req->qlen = h->path.len - h->query_at - 1;
+    }
+    json_t *errors =
+        petrel__validate(&req->match, req->query, req->qlen, hdr_lookup, h, h->entity.base,
+                         h->entity.len, h->entity.base != NULL, &req->params, &req->body_json);
+    if (errors != NULL) {
+        send_inline_detail(w, h, 422, errors, NULL);
+        goto free_early;
+    }
+
+    req->h2o = h;
+    req->method = arena_dup(&req->arena, h->method.base, h->method.len);
+    req->mlen = h->method.len;
+    req->reqid = reqid_make(w, h, &req->arena);
+    req->raw_body = (petrel_str_t){h->entity.base, h->entity.base ? h->entity.len : 0};
+    req->refs = 2; /* the fiber's and h2o's */
+    petrel_req_t **link = h2o_mem_alloc_shared(&h->pool, sizeof(*link), req_on_h2o_dispose);
+    *link = req;
+    h2o_linklist_insert(&w->reqs, &req->link);
+
+    int64_t tmo =
+        req->route->timeout_ms != 0 ? req->route->timeout_ms : srv->conf.request_timeout_ms;
+    petrel__timer_init(&req->deadline, req_deadline_cb, req);
+    if (tmo > 0)
+        petrel__timer_start(w->sched, &req->deadline, tmo);
+
+    atomic_fetch_add(&w->inflight, 1);
+    req->fiber = petrel__fiber_new(w->sched, request_main, req);
+    req->fiber->user = req;
+    /* Run the handler at once while its data is hot in cache, unless we are
+     * already inside a fiber (h2o can start a pipelined request from a send). */
+    if (petrel_fiber_current() == NULL)
+        petrel__fiber_resume(req->fiber);
+    else
+        petrel__fiber_schedule(req->fiber);
+    return 0;
+
+free_early:
+    h2o_mem_clear_pool(&req->arena);
+    free(req);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* workers                                                             */
+
+static void on_conn_close(void *data)
+{
+    petrel_server_t *srv = data;
+    atomic_fetch_sub(&srv->connections, 1);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    struct worker *w = listener->data;
+    petrel_server_t *srv = w->srv;
+    if (err != NULL)
+        return;
+    /* Accept a bounded batch per wake-up so one busy listener cannot starve the loop. */
+    for (int i = 0; i < 32; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        if (atomic_fetch_add(&srv->connections, 1) >= srv->conf.max_connections) {
+            /* Over the process-wide cap: refuse at once rather than queue. */
+            atomic_fetch_sub(&srv->connections, 1);
+            h2o_socket_close(sock);
+            continue;
+        }
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = srv;
+        h2o_accept(&w->accept_ctx, sock);
+    }
+}
+
+static void worker_on_message(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
+{
+    struct worker *w = H2O_STRUCT_FROM_MEMBER(struct worker, receiver, recv);
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_linklist_t *node = messages->next;
+        h2o_linklist_unlink(node);
+        free(H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, node));
+    }
+    if (atomic_load(&w->close_listener) && w->listener != NULL) {
+        h2o_socket_read_stop(w->listener);
+        h2o_socket_close(w->listener);
+        w->listener = NULL;
+        /* Idle keep-alive connections are closed, busy ones after their response. */
+        h2o_context_request_shutdown(&w->ctx);
+    }
+    if (atomic_exchange(&w->cancel_all, 0)) {
+        for (h2o_linklist_t *n = w->reqs.next; n != &w->reqs; n = n->next) {
+            petrel_req_t *req = H2O_STRUCT_FROM_MEMBER(petrel_req_t, link, n);
+            if (req->fiber != NULL)
+                petrel_fiber_cancel(req->fiber);
+        }
+    }
+}
+
+static void worker_poke(struct worker *w)
+{
+    h2o_multithread_message_t *m = petrel_xcalloc(1, sizeof(*m));
+    h2o_linklist_init_anchor(&m->link);
+    h2o_multithread_send_message(&w->receiver, m);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    petrel_server_t *srv = w->srv;
+    tl_worker = w;
+    petrel__log_thread_buffered(true);
+    w->sched = petrel__sched_new(srv->conf.fiber_stack, srv->conf.fiber_pool_max);
+    petrel__sched_attach_loop(w->sched, w->loop);
+    w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+
+    while (!atomic_load(&w->stop)) {
+        h2o_evloop_run(w->loop, petrel__sched_wait_ms(w->sched, 1000));
+        petrel__sched_run(w->sched);
+        petrel__log_flush();
+    }
+    /* Let h2o finish closing connections that were shut down. */
+    for (int i = 0; i < 10; i++) {
+        h2o_evloop_run(w->loop, 1);
+        petrel__sched_run(w->sched);
+    }
+    if (w->listener != NULL) {
+        h2o_socket_read_stop(w->listener);
+        h2o_socket_close(w->listener);
+        w->listener = NULL;
+    }
+    petrel__log_flush();
+    petrel__log_thread_buffered(false);
+    return NULL;
+}
+
+static int listen_open(const char *host, int port, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0)
+            break;
+        int e = errno;
+        close(fd);
+        fd = -1;
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port,
+                 e == EADDRINUSE ? "address already in use" : "bind/listen failed");
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static SSL_CTX *tls_create(const struct server_conf *c, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        goto fail;
+    int minv = strcmp(c->tls_min_version, "TLSv1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    SSL_CTX_set_min_proto_version(ctx, minv);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1) {
+        snprintf(err, errlen, "server.tls.cert_file: cannot load %s", c->tls_cert);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, errlen,
+                 "server.tls.key_file: cannot load %s or it does not match the "
+                 "certificate",
+                 c->tls_key);
+        goto fail;
+    }
+    if (c->http2)
+        h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+fail:
+    if (err[0] == '\0')
+        snprintf(err, errlen, "TLS setup failed");
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* control thread: lifespan and drain                                  */
+
+struct hook_run {
+    petrel_server_t *srv;
+    bool startup;
+    int rc;
+    bool done;
+};
+
+static void hooks_fiber(void *arg)
+{
+    struct hook_run *hr = arg;
+    petrel_app_t *app = hr->srv->app;
+    if (hr->startup) {
+        for (size_t i = 0; i < app->nstartup; i++) {
+            int rc = app->startup[i].cb(app, app->startup[i].arg);
+            if (rc != 0) {
+                hr->rc = rc;
+                snprintf(hr->srv->err, sizeof(hr->srv->err), "startup hook %zu failed: %s", i + 1,
+                         petrel_strerror(rc));
+                break;
+            }
+        }
+    } else {
+        for (size_t i = app->nshutdown; i-- > 0;) {
+            int rc = app->shutdown[i].cb(app, app->shutdown[i].arg);
+            if (rc != 0)
+                petrel_log(PETREL_LOG_WARN, "shutdown hook %zu failed: %s", i + 1,
+                           petrel_strerror(rc));
+        }
+    }
+    hr->done = true;
+}
+
+static int control_run_hooks(petrel_server_t *srv, bool startup)
+{
+    struct hook_run hr = {.srv = srv, .startup = startup};
+    petrel_fiber_t *f = petrel__fiber_new(srv->control_sched, hooks_fiber, &hr);
+    petrel__fiber_resume(f);
+    while (!hr.done) {
+        h2o_evloop_run(srv->control_loop, petrel__sched_wait_ms(srv->control_sched, 100));
+        petrel__sched_run(srv->control_sched);
+    }
+    return hr.rc;
+}
+
+static long inflight_total(petrel_server_t *srv)
+{
+    long n = 0;
+    for (int i = 0; i < srv->nworkers; i++)
+        n += atomic_load(&srv->workers[i].inflight);
+    return n;
+}
+
+static void control_sleep(petrel_server_t *srv, int ms)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)ms * 1000000};
+    (void)srv;
+    nanosleep(&ts, NULL);
+}
+
+static void *control_main(void *arg)
+{
+    petrel_server_t *srv = arg;
+    srv->control_loop = h2o_evloop_create();
+    srv->control_sched = petrel__sched_new(srv->conf.fiber_stack, 4);
+    petrel__sched_attach_loop(srv->control_sched, srv->control_loop);
+
+    int rc = control_run_hooks(srv, true);
+    pthread_mutex_lock(&srv->mu);
+    srv->startup_done = rc == 0 ? 1 : -1;
+    if (rc == 0)
+        atomic_store(&srv->state, SERVER_READY);
+    pthread_cond_broadcast(&srv->cv);
+    while (rc == 0 && !srv->stop_requested)
+        pthread_cond_wait(&srv->cv, &srv->mu);
+    pthread_mutex_unlock(&srv->mu);
+
+    /* Drain: stop accepting, let in-flight requests finish up to the deadline. */
+    atomic_store(&srv->state, SERVER_DRAINING);
+    for (int i = 0; i < srv->nworkers; i++) {
+        atomic_store(&srv->workers[i].close_listener, 1);
+        worker_poke(&srv->workers[i]);
+    }
+    int result = 0;
+    if (rc == 0) {
+        int64_t deadline = petrel_now_ms() + (int64_t)(srv->conf.shutdown_timeout_s * 1000);
+        while (inflight_total(srv) > 0 && petrel_now_ms() < deadline)
+            control_sleep(srv, 5);
+        if (inflight_total(srv) > 0) {
+            petrel_log(PETREL_LOG_WARN, "shutdown timeout: cancelling %ld requests",
+                       inflight_total(srv));
+            result = PETREL_ETIMEDOUT;
+            for (int i = 0; i < srv->nworkers; i++) {
+                atomic_store(&srv->workers[i].cancel_all, 1);
+                worker_poke(&srv->workers[i]);
+            }
+            int64_t d2 = petrel_now_ms() + 2000;
+            while (inflight_total(srv) > 0 && petrel_now_ms() < d2)
+                control_sleep(srv, 5);
+        }
+        /* Give the last responses a moment to leave before loops stop. */
+        control_sleep(srv, 20);
+    }
+    for (int i = 0; i < srv->nworkers; i++) {
+        atomic_store(&srv->workers[i].stop, 1);
+        worker_poke(&srv->workers[i]);
+    }
+    for (int i = 0; i < srv->nworkers; i++)
+        pthread_join(srv->workers[i].thread, NULL);
+    if (rc == 0)
+        control_run_hooks(srv, false);
+
+    petrel__log_flush();
+    petrel__sched_free(srv->control_sched);
+    h2o_evloop_destroy(srv->control_loop);
+    pthread_mutex_lock(&srv->mu);
+    srv->stop_result = result;
+    srv->control_done = 1;
+    atomic_store(&srv->state, SERVER_STOPPED);
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* start / stop                                                        */
+
+static void server_free(petrel_server_t *srv)
+{
+    for (int i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        if (w->loop == NULL)
+            continue;
+        if (w->queue != NULL) {
+            h2o_multithread_unregister_receiver(w->queue, &w->receiver);
+            h2o_multithread_destroy_queue(w->queue);
+        }
+        h2o_context_dispose(&w->ctx);
+        if (w->sched != NULL)
+            petrel__sched_free(w->sched);
+        h2o_evloop_destroy(w->loop);
+    }
+    for (int i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].listen_fd >= 0 && srv->workers[i].loop == NULL)
+            close(srv->workers[i].listen_fd);
+    free(srv->workers);
+    if (srv->hostconf != NULL)
+        h2o_config_dispose(&srv->globalconf);
+    if (srv->ssl_ctx != NULL)
+        SSL_CTX_free(srv->ssl_ctx);
+    if (srv->router != NULL)
+        petrel__router_free(srv->router);
+    petrel__server_conf_dispose(&srv->conf);
+    pthread_mutex_destroy(&srv->mu);
+    pthread_cond_destroy(&srv->cv);
+    if (srv->app->server == srv)
+        srv->app->server = NULL;
+    free(srv);
+}
+
+static int router_build(petrel_server_t *srv, char *err, size_t errlen)
+{
+    srv->router = petrel__router_new();
+    petrel_app_t *app = srv->app;
+    for (size_t i = 0; i < app->nroutes; i++)
+        if (petrel__router_add(srv->router, app->routes[i], err, errlen) != 0)
+            return -1;
+    for (size_t i = 0; i < sizeof(builtin_routes) / sizeof(builtin_routes[0]); i++) {
+        char e2[64];
+        /* The app may declare its own /healthz or /readyz; keep the app's. */
+        (void)petrel__router_add(srv->router, &builtin_routes[i], e2, sizeof(e2));
+    }
+    return 0;
+}
+
+petrel_server_t *petrel_server_start(petrel_app_t *app, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    petrel_server_t *srv = petrel_xcalloc(1, sizeof(*srv));
+    srv->app = app;
+    pthread_mutex_init(&srv->mu, NULL);
+    pthread_cond_init(&srv->cv, NULL);
+    if (petrel__app_load_server_conf(app, &srv->conf, err, errlen) != 0)
+        goto fail;
+    petrel__io_timeout_ms = srv->conf.io_timeout_ms;
+    petrel__log_configure(petrel__log_parse_level(petrel_config_str(app->cfg, "log.level")),
+                          petrel_config_bool(app->cfg, "log.access"));
+    signal(SIGPIPE, SIG_IGN);
+    if (router_build(srv, err, errlen) != 0)
+        goto fail;
+    if (srv->conf.tls_cert != NULL || srv->conf.tls_key != NULL) {
+        if (srv->conf.tls_cert == NULL || srv->conf.tls_key == NULL) {
+            snprintf(err, errlen, "server.tls: cert_file and key_file must be set together");
+            goto fail;
+        }
+        if ((srv->ssl_ctx = tls_create(&srv->conf, err, errlen)) == NULL)
+            goto fail;
+    }
+
+    h2o_config_init(&srv->globalconf);
+    srv->globalconf.server_name =
+        h2o_iovec_init(srv->conf.server_name, strlen(srv->conf.server_name));
+    srv->globalconf.max_request_entity_size = (size_t)srv->conf.max_body_bytes;
+    srv->globalconf.http1.req_timeout = (uint64_t)srv->conf.keepalive_timeout_ms;
+    srv->globalconf.http2.idle_timeout = (uint64_t)srv->conf.keepalive_timeout_ms;
+    srv->hostconf =
+        h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pc = h2o_config_register_path(srv->hostconf, "/", 0);
+    h2o_handler_t *hd = h2o_create_handler(pc, sizeof(*hd));
+    hd->on_req = on_req;
+
+    srv->nworkers = srv->conf.workers;
+    srv->workers = petrel_xcalloc((size_t)srv->nworkers, sizeof(*srv->workers));
+    for (int i = 0; i < srv->nworkers; i++)
+        srv->workers[i].listen_fd = -1;
+    int port = srv->conf.port;
+    for (int i = 0; i < srv->nworkers; i++) {
+        int fd = listen_open(srv->conf.host, port, err, errlen);
+        if (fd < 0)
+            goto fail;
+        srv->workers[i].listen_fd = fd;
+        if (port == 0)
+            port = bound_port(fd); /* the rest share the ephemeral port via SO_REUSEPORT */
+    }
+    srv->port = port;
+
+    uint64_t salt = (uint64_t)petrel_now_ns() ^ ((uint64_t)getpid() << 32);
+    for (int i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        w->index = i;
+        w->srv = srv;
+        w->reqid_salt = salt + (uint64_t)i * 0x100000001b3ull;
+        h2o_linklist_init_anchor(&w->reqs);
+        w->loop = h2o_evloop_create();
+        h2o_context_init(&w->ctx, w->loop, &srv->globalconf);
+        w->accept_ctx.ctx = &w->ctx;
+        w->accept_ctx.hosts = srv->globalconf.hosts;
+        w->accept_ctx.ssl_ctx = srv->ssl_ctx;
+        w->queue = h2o_multithread_create_queue(w->loop);
+        h2o_multithread_register_receiver(w->queue, &w->receiver, worker_on_message);
+    }
+
+    /* Threads inherit this mask: signals are taken only by the thread that
+     * waits for them (petrel_server_run_until_signal), never by a loop. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    for (int i = 0; i < srv->nworkers; i++)
+        pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+    pthread_create(&srv->control, NULL, control_main, srv);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    pthread_mutex_lock(&srv->mu);
+    while (srv->startup_done == 0)
+        pthread_cond_wait(&srv->cv, &srv->mu);
+    int ok = srv->startup_done > 0;
+    pthread_mutex_unlock(&srv->mu);
+    if (!ok) {
+        snprintf(err, errlen, "%s", srv->err);
+        pthread_join(srv->control, NULL);
+        server_free(srv);
+        return NULL;
+    }
+    app->server = srv;
+    petrel_logj(PETREL_LOG_INFO, "serving",
+                json_pack("{s:s,s:i,s:i,s:b}", "host", srv->conf.host, "port", srv->port, "workers",
+                          srv->nworkers, "tls", srv->ssl_ctx != NULL));
+    return srv;
+
+fail:
+    server_free(srv);
+    return NULL;
+}
+
+int petrel_server_port(const petrel_server_t *srv)
+{
+    return srv->port;
+}
+
+int petrel_server_stop(petrel_server_t *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    srv->stop_requested = 1;
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+    pthread_join(srv->control, NULL);
+    int rc = srv->stop_result;
+    petrel_log(PETREL_LOG_INFO, "stopped");
+    petrel__log_flush();
+    server_free(srv);
+    return rc;
+}
+
+struct stopper {
+    petrel_server_t *srv;
+    _Atomic int done;
+    int rc;
+};
+
+static void *stopper_main(void *arg)
+{
+    struct stopper *st = arg;
+    st->rc = petrel_server_stop(st->srv);
+    atomic_store(&st->done, 1);
+    return NULL;
+}
+
+int petrel_server_run_until_signal(petrel_server_t *srv)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0)
+        ;
+    petrel_logj(PETREL_LOG_INFO, "shutting down",
+                json_pack("{s:s,s:f}", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", "timeout_s",
+                          srv->conf.shutdown_timeout_s));
+    petrel__log_flush();
+    struct stopper st = {.srv = srv};
+    pthread_t t;
+    pthread_create(&t, NULL, stopper_main, &st);
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000};
+    while (!atomic_load(&st.done)) {
+        siginfo_t si;
+        int s2 = sigtimedwait(&set, &si, &ts);
+        if (s2 == SIGINT) {
+            /* A second Ctrl-C means "now", as uvicorn does. */
+            petrel_log(PETREL_LOG_WARN, "second SIGINT: exiting at once");
+            petrel__log_flush();
+            _exit(130);
+        }
+    }
+    pthread_join(t, NULL);
+    return st.rc;
+}

@@ -1,0 +1,159 @@
+/*
+ * server_int.h - private: the app, the server, its workers and the request
+ * object shared by server.c (loops, dispatch, lifecycle), req.c (request and
+ * response API) and app.c (declarations and the command line).
+ */
+#ifndef PETREL_SERVER_INT_H
+#define PETREL_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <h2o.h>
+
+#include "fiber_int.h"
+#include "petrel/app.h"
+#include "petrel/req.h"
+#include "router_int.h"
+
+struct hook {
+    petrel_hook_cb cb;
+    void *arg;
+};
+
+struct petrel_app {
+    const char *title, *version;
+    const petrel_route_t **routes;
+    size_t nroutes, routes_cap;
+    struct hook *startup, *shutdown;
+    size_t nstartup, nshutdown;
+    petrel_config_t *cfg;
+    void *state;
+    petrel_server_t *server; /* running server, or NULL */
+};
+
+enum server_state {
+    SERVER_STARTING = 0,
+    SERVER_READY,
+    SERVER_DRAINING,
+    SERVER_STOPPED,
+};
+
+/* Values read from the config once at start, so the hot path never parses. */
+struct server_conf {
+    char *host;
+    int port;
+    int workers;
+    int64_t max_connections;
+    int64_t max_body_bytes;
+    int64_t request_timeout_ms;
+    int64_t io_timeout_ms;
+    int64_t keepalive_timeout_ms;
+    double shutdown_timeout_s;
+    size_t fiber_stack;
+    size_t fiber_pool_max;
+    int64_t slow_callback_ms;
+    char *server_name;
+    bool http2;
+    char *tls_cert, *tls_key, *tls_min_version;
+    bool debug;
+};
+
+struct worker {
+    int index;
+    petrel_server_t *srv;
+    pthread_t thread;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    int listen_fd;
+    petrel__sched_t *sched;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+    _Atomic int stop; /* loop exits when set */
+    _Atomic int close_listener;
+    _Atomic int cancel_all;
+    _Atomic long inflight; /* request fibers alive on this worker */
+    h2o_linklist_t reqs;   /* live petrel_req_t, for cancel-all */
+    uint64_t reqid_seq;
+    uint64_t reqid_salt;
+};
+
+struct petrel_server {
+    petrel_app_t *app;
+    struct server_conf conf;
+    petrel__router_t *router;
+    h2o_globalconf_t globalconf;
+    h2o_hostconf_t *hostconf;
+    SSL_CTX *ssl_ctx;
+    struct worker *workers;
+    int nworkers;
+    int port;
+    _Atomic int state;
+    _Atomic long connections;
+    /* control thread: runs lifespan hooks on its own loop */
+    pthread_t control;
+    h2o_evloop_t *control_loop;
+    petrel__sched_t *control_sched;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int startup_done; /* 1 ok, -1 failed */
+    int stop_requested;
+    int stop_result;
+    int control_done;
+    char err[256];
+};
+
+struct resp_header {
+    const char *name, *value;
+    size_t nlen, vlen;
+};
+
+struct petrel_req {
+    h2o_req_t *h2o; /* NULL once h2o disposed it (client gone or response finished) */
+    struct worker *w;
+    petrel_fiber_t *fiber;
+    const petrel_route_t *route;
+    petrel__match_t match;
+    h2o_mem_pool_t arena;
+    h2o_linklist_t link; /* in worker->reqs */
+    int refs;            /* the fiber and h2o each hold one */
+    bool responded;      /* a response was handed to h2o */
+    bool has_response;   /* the handler set one */
+    bool timed_out;
+    int status;
+    const char *content_type;
+    h2o_iovec_t *body; /* body chunks in the h2o pool */
+    size_t nbody, body_len;
+    struct resp_header *hdrs;
+    size_t nhdrs, hdrs_cap;
+    json_t *params;
+    json_t *body_json;
+    petrel_error_t last_error;
+    bool has_error;
+    const char *reqid;
+    char *method;
+    size_t mlen;
+    char *path; /* raw path without query, NUL-terminated (arena) */
+    size_t plen;
+    char *query; /* raw query or NULL (arena) */
+    size_t qlen;
+    char *scratch;         /* decoded path for router args (arena) */
+    petrel_str_t raw_body; /* copied to the arena on first access */
+    bool raw_body_copied;
+    int64_t start_ns;
+    petrel__timer_t deadline;
+};
+
+/* req.c */
+void petrel__req_send(petrel_req_t *req);
+void petrel__req_send_error(petrel_req_t *req, int status, const char *detail);
+void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctype, size_t ctlen,
+                                 h2o_iovec_t *bufs, size_t nbufs, size_t total);
+/* app.c */
+int petrel__app_load_server_conf(petrel_app_t *app, struct server_conf *sc, char *err,
+                                 size_t errlen);
+void petrel__server_conf_dispose(struct server_conf *sc);
+
+#endif
