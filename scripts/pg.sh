@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 #
 # scripts/pg.sh - a throwaway PostgreSQL 15 for development and tests.
 # Sourced by scripts/dev.sh; it defines functions only and runs nothing.
@@ -6,7 +6,8 @@
 #   pg_start   initdb into a fresh temp dir, start postgres on 127.0.0.1 on a
 #              free port (plus a unix socket in the temp dir), create role and
 #              database "petrel" (password "petrel"), export
-#              PETREL_DATABASE_URL, PETREL_PG_PORT, PETREL_PG_SOCKET_DIR.
+#              PETREL_DATABASE_URL; PG_PORT and PG_DIR (socket dir) are set
+#              but not exported: petrel rejects unknown PETREL_* variables.
 #   pg_stop    stop that server by PID (SIGINT = fast shutdown, then SIGKILL)
 #              and remove the temp dir. Idempotent and quiet: safe in traps.
 #
@@ -16,14 +17,24 @@
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_DIR=""  # temp dir: data/, the unix socket, postgres.log
 PG_PID=""  # the postmaster's own PID (not runuser's)
+PG_PORT="" # read by the scripts that source this file
 PG_WRAPPER_PID=""
+PG_AS_OWNER=()
 
-pg__as_owner() {
+# The command prefix that runs a program as the data directory's owner.
+pg__owner_prefix() {
+    PG_AS_OWNER=()
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
+        PG_AS_OWNER=(runuser -u postgres --)
     fi
+}
+
+# True while PID runs (a zombie waiting for its parent to reap it counts as gone).
+pg__alive() {
+    local state
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ "$state" != Z ]
 }
 
 # Prints a port that nothing listens on right now. postgres may still lose a
@@ -69,7 +80,8 @@ pg_start() {
 
     # Local (socket) connections are trusted, for the admin steps below; TCP
     # connections need the password, as a real deployment would.
-    if ! pg__as_owner "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --no-sync -E UTF8 \
+    pg__owner_prefix
+    if ! "${PG_AS_OWNER[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --no-sync -E UTF8 \
         --locale=C --auth-local=trust --auth-host=scram-sha-256 \
         >"$PG_DIR/initdb.log" 2>&1; then
         cat "$PG_DIR/initdb.log" >&2
@@ -84,14 +96,16 @@ pg_start() {
             return 1
         }
         # Durability is worthless for a throwaway database; speed is not.
-        pg__as_owner "$PG_BIN/postgres" -D "$PG_DIR/data" -h 127.0.0.1 -p "$port" \
+        # setsid: a Ctrl-C meant for the app must not fast-stop the database
+        # under it; pg_stop stops it by PID instead.
+        setsid "${PG_AS_OWNER[@]}" "$PG_BIN/postgres" -D "$PG_DIR/data" -h 127.0.0.1 -p "$port" \
             -k "$PG_DIR" -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
             -c max_connections=200 >>"$PG_DIR/postgres.log" 2>&1 </dev/null &
         PG_WRAPPER_PID=$!
         ok=0
         local _
         for _ in $(seq 1 300); do # up to 30 s
-            if ! kill -0 "$PG_WRAPPER_PID" 2>/dev/null; then
+            if ! pg__alive "$PG_WRAPPER_PID"; then
                 break # exited: most likely lost the port race
             fi
             if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -t 1; then
@@ -121,8 +135,7 @@ pg_start() {
         return 1
     fi
 
-    export PETREL_PG_PORT="$port"
-    export PETREL_PG_SOCKET_DIR="$PG_DIR"
+    PG_PORT="$port"
     export PETREL_DATABASE_URL="postgresql://petrel:petrel@127.0.0.1:$port/petrel"
     echo "pg.sh: PostgreSQL (pid $PG_PID) at $PETREL_DATABASE_URL" >&2
 }
@@ -132,20 +145,20 @@ pg_stop() {
     if [ -z "$PG_PID" ] && [ -n "$PG_DIR" ] && [ -f "$PG_DIR/data/postmaster.pid" ]; then
         PG_PID=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null || true)
     fi
-    if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
+    if [ -n "$PG_PID" ] && pg__alive "$PG_PID"; then
         kill -INT "$PG_PID" 2>/dev/null || true # fast shutdown: abort sessions, no checkpoint wait
         for _ in $(seq 1 100); do # up to 10 s
-            kill -0 "$PG_PID" 2>/dev/null || break
+            pg__alive "$PG_PID" || break
             sleep 0.1
         done
-        if kill -0 "$PG_PID" 2>/dev/null; then
+        if pg__alive "$PG_PID"; then
             kill -KILL "$PG_PID" 2>/dev/null || true
         fi
     fi
     if [ -n "$PG_WRAPPER_PID" ]; then
         # The postmaster is gone, so runuser exits; kill it only if it lingers.
         for _ in $(seq 1 50); do
-            kill -0 "$PG_WRAPPER_PID" 2>/dev/null || break
+            pg__alive "$PG_WRAPPER_PID" || break
             sleep 0.1
         done
         kill -KILL "$PG_WRAPPER_PID" 2>/dev/null || true
@@ -157,4 +170,5 @@ pg_stop() {
     PG_PID=""
     PG_WRAPPER_PID=""
     PG_DIR=""
+    PG_PORT=""
 }
