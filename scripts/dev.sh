@@ -363,46 +363,65 @@ fmt() {
 }
 
 # Banned functions (STYLE.md): grep framework/ and app/, report file:line.
-# A line may opt out with the comment "petrel-lint: allow" and a reason.
+# Comments are ignored (a line starting with "*", and // or /* */ parts), so
+# prose may name a banned function. A code line may opt out with the comment
+# "petrel-lint: allow" and a reason.
 banned() {
-    local rc=0 hits
-    check() { # check DIRS... -- REGEX WHY
-        local dirs=() re why
-        while [ "$1" != "--" ]; do
-            dirs+=("$1")
-            shift
-        done
-        re=$2 why=$3
-        hits=$(grep -rnE --include='*.c' --include='*.h' "$re" "${dirs[@]}" 2>/dev/null |
-            grep -v 'petrel-lint: allow' || true)
-        if [ -n "$hits" ]; then
-            printf '%s\n' "$hits" | sed "s|\$|    <- banned: $why|" >&2
-            rc=1
-        fi
-    }
-    local all=() d
-    for d in framework app; do [ -d "$d" ] && all+=("$d"); done
+    local rc=0 all=() d
+    for d in framework app; do
+        if [ -d "$d" ]; then all+=("$d"); fi
+    done
     [ "${#all[@]}" -gt 0 ] || return 0
-    check "${all[@]}" -- '\bv?sprintf[[:space:]]*\(' 'sprintf (use snprintf)'
-    check "${all[@]}" -- '\bstrcpy[[:space:]]*\(' 'strcpy'
-    check "${all[@]}" -- '\bstrcat[[:space:]]*\(' 'strcat'
-    check "${all[@]}" -- '\bstrtok[[:space:]]*\(' 'strtok (use strtok_r)'
-    check "${all[@]}" -- '\bato(i|l|ll)[[:space:]]*\(' 'atoi/atol (use strtol with checks)'
-    check "${all[@]}" -- '\bgets[[:space:]]*\(' 'gets'
-    check "${all[@]}" -- '\bgmtime[[:space:]]*\(' 'gmtime (use gmtime_r)'
-    check "${all[@]}" -- '\blocaltime[[:space:]]*\(' 'localtime (use localtime_r)'
-    check "${all[@]}" -- '\bstrerror[[:space:]]*\(' 'strerror (use strerror_r / petrel_strerror)'
-    check "${all[@]}" -- '\brand[[:space:]]*\(' 'rand'
-    check "${all[@]}" -- '\bPQexec[[:space:]]*\(' 'blocking PQexec outside tests'
-    check "${all[@]}" -- '\bPQconnectdb[[:space:]]*\(' 'blocking PQconnectdb outside tests'
+    # Word start, portable to both grep -E and awk (neither \b nor \< in awk).
+    local w='(^|[^A-Za-z0-9_])'
+    banned_check "${all[@]}" -- "${w}v?sprintf[[:space:]]*\\(" 'sprintf (use snprintf)' || rc=1
+    banned_check "${all[@]}" -- "${w}strcpy[[:space:]]*\\(" 'strcpy' || rc=1
+    banned_check "${all[@]}" -- "${w}strcat[[:space:]]*\\(" 'strcat' || rc=1
+    banned_check "${all[@]}" -- "${w}strtok[[:space:]]*\\(" 'strtok (use strtok_r)' || rc=1
+    banned_check "${all[@]}" -- "${w}ato(i|l|ll)[[:space:]]*\\(" 'atoi/atol (use strtol)' || rc=1
+    banned_check "${all[@]}" -- "${w}gets[[:space:]]*\\(" 'gets' || rc=1
+    banned_check "${all[@]}" -- "${w}gmtime[[:space:]]*\\(" 'gmtime (use gmtime_r)' || rc=1
+    banned_check "${all[@]}" -- "${w}localtime[[:space:]]*\\(" 'localtime (use localtime_r)' || rc=1
+    banned_check "${all[@]}" -- "${w}strerror[[:space:]]*\\(" 'strerror (use strerror_r)' || rc=1
+    banned_check "${all[@]}" -- "${w}rand[[:space:]]*\\(" 'rand' || rc=1
+    banned_check "${all[@]}" -- "${w}PQexec[[:space:]]*\\(" 'blocking PQexec outside tests' || rc=1
+    banned_check "${all[@]}" -- "${w}PQconnectdb[[:space:]]*\\(" 'blocking PQconnectdb outside tests' ||
+        rc=1
     if [ -d framework ]; then
-        check framework -- '\bu?sleep[[:space:]]*\(' 'sleep/usleep in the framework (use petrel_sleep)'
+        banned_check framework -- "${w}u?sleep[[:space:]]*\\(" \
+            'sleep/usleep in the framework (use petrel_sleep)' || rc=1
     fi
     if [ "$rc" -ne 0 ]; then
         log "banned functions found (see STYLE.md)"
         return 1
     fi
     log "banned-function check: clean"
+}
+
+# banned_check DIR... -- REGEX WHY : prints "file:line: code  <- banned: WHY" per hit.
+banned_check() {
+    local dirs=() re why hits
+    while [ "$1" != "--" ]; do
+        dirs+=("$1")
+        shift
+    done
+    re=$2 why=$3
+    hits=$(grep -rnE --include='*.c' --include='*.h' "$re" "${dirs[@]}" 2>/dev/null |
+        grep -v 'petrel-lint: allow' |
+        awk -v re="$re" '{
+            rest = $0
+            i = index(rest, ":"); rest = substr(rest, i + 1)
+            j = index(rest, ":"); code = substr(rest, j + 1)
+            gsub(/\/\*([^*]|\*+[^*\/])*\*+\//, "", code)
+            sub(/\/\/.*$/, "", code)
+            sub(/\/\*.*$/, "", code)
+            if (code ~ /^[ \t]*\*/) next
+            if (code ~ re) print
+        }' || true)
+    if [ -n "$hits" ]; then
+        printf '%s\n' "$hits" | sed "s|\$|    <- banned: $why|" >&2
+        return 1
+    fi
 }
 
 lint() {
