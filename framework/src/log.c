@@ -1,0 +1,473 @@
+/*
+ * log.c - JSON-lines logging to stdout: record formatting, a fast JSON
+ * string escaper that turns any bytes into valid JSON, per-thread buffering
+ * for loop threads, and the hot-path access record.
+ *
+ * Every record is formatted into the calling thread's buffer. A loop thread
+ * (buffered mode) lets records pile up and writes them with one write(2) per
+ * loop iteration; any other thread writes each record as soon as it is
+ * complete. A record is always written whole by a single write(2) call
+ * unless the kernel splits it, so lines from different threads do not
+ * interleave mid-line on pipes (up to PIPE_BUF) and O_APPEND files.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include <petrel/log.h>
+
+#include "log_int.h"
+
+/* Buffered threads flush once the buffer passes this, so a burst inside one
+ * loop iteration cannot grow memory without bound. */
+#define LOG_FLUSH_AT (32 * 1024)
+/* After a flush a buffer that grew for one huge record shrinks back. */
+#define LOG_KEEP_CAP (64 * 1024)
+
+struct log_buf {
+    char *data;
+    size_t len, cap;
+    bool buffered;
+};
+
+/* Read on every record from every thread, written at startup: relaxed
+ * atomics keep TSan quiet at no cost. */
+static int log_level = PETREL_LOG_INFO;
+static int log_access_on = 1;
+
+static _Thread_local struct log_buf *log_tls;
+/* The formatted UTC time of the last record on this thread, by millisecond;
+ * a busy loop writes many records per millisecond. */
+static _Thread_local struct {
+    int64_t ms;
+    time_t sec;
+    char str[32]; /* "2026-11-25T21:40:00.123Z" */
+} log_time = {-1, -1, ""};
+
+static pthread_key_t log_key;
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
+
+static void log_write_all(const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t r = write(STDOUT_FILENO, p, len);
+        if (r > 0) {
+            p += r;
+            len -= (size_t)r;
+        } else if (r < 0 && errno == EINTR) {
+            continue;
+        } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* Someone made stdout non-blocking; wait a little for room
+             * rather than spin, and give up on a reader that never comes. */
+            struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+            if (poll(&pfd, 1, 1000) <= 0)
+                return;
+        } else {
+            /* stdout is gone (EPIPE, ENOSPC, ...); there is nowhere left to
+             * report that, so the records are dropped. */
+            return;
+        }
+    }
+}
+
+static void log_buf_flush(struct log_buf *b)
+{
+    if (b->len > 0)
+        log_write_all(b->data, b->len);
+    b->len = 0;
+    if (b->cap > LOG_KEEP_CAP) {
+        free(b->data);
+        b->data = petrel_xmalloc(LOG_KEEP_CAP);
+        b->cap = LOG_KEEP_CAP;
+    }
+}
+
+static void log_tls_destroy(void *p)
+{
+    struct log_buf *b = p;
+    log_buf_flush(b);
+    free(b->data);
+    free(b);
+}
+
+static void log_key_init(void)
+{
+    int r = pthread_key_create(&log_key, log_tls_destroy);
+    PETREL_ASSERT(r == 0);
+}
+
+static struct log_buf *log_buf_get(void)
+{
+    struct log_buf *b = log_tls;
+    if (b != NULL)
+        return b;
+    /* The pthread key exists only for its destructor: it flushes and frees
+     * the buffer of a thread that exits. */
+    pthread_once(&log_once, log_key_init);
+    b = petrel_xcalloc(1, sizeof(*b));
+    b->cap = 4096;
+    b->data = petrel_xmalloc(b->cap);
+    pthread_setspecific(log_key, b);
+    log_tls = b;
+    return b;
+}
+
+static void log_reserve(struct log_buf *b, size_t more)
+{
+    if (b->cap - b->len >= more)
+        return;
+    size_t cap = b->cap * 2;
+    while (cap - b->len < more)
+        cap *= 2;
+    b->data = petrel_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+static void log_put(struct log_buf *b, const char *s, size_t len)
+{
+    log_reserve(b, len);
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
+}
+
+#define LOG_PUT_LIT(b, lit) log_put((b), (lit), sizeof(lit) - 1)
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when the
+ * bytes are not valid UTF-8 (RFC 3629: no overlongs, no surrogates, nothing
+ * past U+10FFFF). */
+static size_t log_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c >= 0xc2 && c <= 0xdf)
+        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
+            return 0;
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+/* Appends s as a quoted JSON string. Invalid UTF-8 bytes become U+FFFD, so
+ * the line is valid JSON whatever a client sent in a path or header. */
+static void log_put_str(struct log_buf *b, const char *str, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
+    /* Worst case is six output bytes per input byte ("\u0001"). */
+    log_reserve(b, len * 6 + 2);
+    char *o = b->data + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t ul = log_utf8_len(s + i, len - i);
+            if (ul == 0) {
+                memcpy(o, "\xef\xbf\xbd", 3);
+                o += 3;
+                i++;
+            } else {
+                memcpy(o, s + i, ul);
+                o += ul;
+                i += ul;
+            }
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 0xf];
+            o += 5;
+            break;
+        }
+        i++;
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+}
+
+/* Appends "<time>" (quoted). The date part is recomputed only when the second
+ * changes and the whole string only when the millisecond does. */
+static void log_put_time(struct log_buf *b)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (ms != log_time.ms) {
+        if (ts.tv_sec != log_time.sec) {
+            struct tm tm;
+            gmtime_r(&ts.tv_sec, &tm);
+            strftime(log_time.str, sizeof(log_time.str), "%Y-%m-%dT%H:%M:%S.", &tm);
+            log_time.sec = ts.tv_sec;
+        }
+        /* The date is always 20 characters for years 1000..9999. */
+        int frac = (int)(ts.tv_nsec / 1000000);
+        char *p = log_time.str + 20;
+        p[0] = (char)('0' + frac / 100);
+        p[1] = (char)('0' + frac / 10 % 10);
+        p[2] = (char)('0' + frac % 10);
+        p[3] = 'Z';
+        p[4] = '\0';
+        log_time.ms = ms;
+    }
+    log_put(b, "\"", 1);
+    log_put(b, log_time.str, 24);
+    log_put(b, "\"", 1);
+}
+
+/* Appends {"time":...,"level":...,"msg":... without the closing brace. */
+static void log_put_head(struct log_buf *b, petrel_log_level_t level, const char *msg,
+                         size_t msglen)
+{
+    LOG_PUT_LIT(b, "{\"time\":");
+    log_put_time(b);
+    LOG_PUT_LIT(b, ",\"level\":\"");
+    log_put(b, log_level_names[level], strlen(log_level_names[level]));
+    LOG_PUT_LIT(b, "\",\"msg\":");
+    log_put_str(b, msg, msglen);
+}
+
+static int log_dump_cb(const char *buffer, size_t size, void *data)
+{
+    log_put(data, buffer, size);
+    return 0;
+}
+
+static void log_put_value(struct log_buf *b, json_t *v)
+{
+    if (json_is_string(v)) {
+        /* Our escaper, not jansson's: a string made with the _nocheck
+         * constructors may hold invalid UTF-8, which jansson refuses to
+         * dump. */
+        log_put_str(b, json_string_value(v), json_string_length(v));
+        return;
+    }
+    size_t mark = b->len;
+    if (json_dump_callback(v, log_dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+        b->len = mark;
+        LOG_PUT_LIT(b, "null");
+    }
+}
+
+/* Appends ,"key":value for each field that does not collide with a field the
+ * record already has; a duplicate key would make the line ambiguous. */
+static void log_put_fields(struct log_buf *b, json_t *fields, const char *const *reserved)
+{
+    const char *key;
+    json_t *v;
+    if (fields == NULL)
+        return;
+    if (!json_is_object(fields)) {
+        LOG_PUT_LIT(b, ",\"data\":");
+        log_put_value(b, fields);
+        return;
+    }
+    json_object_foreach (fields, key, v) {
+        bool skip = false;
+        for (size_t i = 0; reserved[i] != NULL && !skip; i++)
+            skip = strcmp(key, reserved[i]) == 0;
+        if (skip)
+            continue;
+        LOG_PUT_LIT(b, ",");
+        log_put_str(b, key, strlen(key));
+        LOG_PUT_LIT(b, ":");
+        log_put_value(b, v);
+    }
+}
+
+static void log_end(struct log_buf *b)
+{
+    LOG_PUT_LIT(b, "}\n");
+    if (!b->buffered || b->len >= LOG_FLUSH_AT)
+        log_buf_flush(b);
+}
+
+int petrel_log_enabled(petrel_log_level_t level)
+{
+    return (int)level >= __atomic_load_n(&log_level, __ATOMIC_RELAXED) && level < PETREL_LOG_OFF;
+}
+
+static void log_record(petrel_log_level_t level, const char *msg, size_t msglen, json_t *fields)
+{
+    static const char *const reserved[] = {"time", "level", "msg", "request_id", NULL};
+    struct log_buf *b = log_buf_get();
+    log_put_head(b, level, msg, msglen);
+    /* An explicit request_id field wins over the fiber's, so code off the
+     * request fiber (a queue consumer) can still tie a record to a request. */
+    json_t *rid_field = json_is_object(fields) ? json_object_get(fields, "request_id") : NULL;
+    const char *rid = rid_field == NULL ? petrel__current_request_id() : NULL;
+    if (rid_field != NULL) {
+        LOG_PUT_LIT(b, ",\"request_id\":");
+        log_put_value(b, rid_field);
+    } else if (rid != NULL) {
+        LOG_PUT_LIT(b, ",\"request_id\":");
+        log_put_str(b, rid, strlen(rid));
+    }
+    log_put_fields(b, fields, reserved);
+    log_end(b);
+}
+
+void petrel_log(petrel_log_level_t level, const char *fmt, ...)
+{
+    if (!petrel_log_enabled(level))
+        return;
+    char small[512];
+    char *msg = small;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        msg = NULL;
+        n = 0;
+    } else if ((size_t)n >= sizeof(small)) {
+        msg = petrel_xmalloc((size_t)n + 1);
+        va_start(ap, fmt);
+        vsnprintf(msg, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    log_record(level, msg != NULL ? msg : "", (size_t)n, NULL);
+    if (msg != small)
+        free(msg);
+}
+
+void petrel_logj(petrel_log_level_t level, const char *msg, json_t *fields)
+{
+    if (petrel_log_enabled(level))
+        log_record(level, msg != NULL ? msg : "", msg != NULL ? strlen(msg) : 0, fields);
+    json_decref(fields);
+}
+
+void petrel__log_configure(petrel_log_level_t level, bool access)
+{
+    __atomic_store_n(&log_level, (int)level, __ATOMIC_RELAXED);
+    __atomic_store_n(&log_access_on, access ? 1 : 0, __ATOMIC_RELAXED);
+}
+
+petrel_log_level_t petrel__log_parse_level(const char *s)
+{
+    if (s == NULL)
+        return PETREL_LOG_INFO;
+    for (size_t i = 0; i < sizeof(log_level_names) / sizeof(log_level_names[0]); i++) {
+        if (strcasecmp(s, log_level_names[i]) == 0)
+            return (petrel_log_level_t)i;
+    }
+    if (strcasecmp(s, "off") == 0)
+        return PETREL_LOG_OFF;
+    return PETREL_LOG_INFO;
+}
+
+void petrel__log_thread_buffered(bool on)
+{
+    struct log_buf *b = log_buf_get();
+    if (!on)
+        log_buf_flush(b);
+    b->buffered = on;
+}
+
+void petrel__log_flush(void)
+{
+    struct log_buf *b = log_tls;
+    if (b != NULL && b->len > 0)
+        log_buf_flush(b);
+}
+
+/* Appends a non-negative-or-negative int without snprintf: this runs for every
+ * request. */
+static void log_put_int(struct log_buf *b, long long v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof(tmp);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    log_put(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+void petrel__log_access(const char *request_id, const char *method, size_t mlen, const char *path,
+                        size_t plen, int status, double duration_ms, int worker, json_t *extra)
+{
+    static const char *const reserved[] = {"time", "level",  "msg",         "request_id", "method",
+                                           "path", "status", "duration_ms", "worker",     NULL};
+    if (!__atomic_load_n(&log_access_on, __ATOMIC_RELAXED)) {
+        json_decref(extra);
+        return;
+    }
+    struct log_buf *b = log_buf_get();
+    static const char access[] = "access";
+    log_put_head(b, PETREL_LOG_INFO, access, sizeof(access) - 1);
+    if (request_id != NULL) {
+        LOG_PUT_LIT(b, ",\"request_id\":");
+        log_put_str(b, request_id, strlen(request_id));
+    }
+    LOG_PUT_LIT(b, ",\"method\":");
+    log_put_str(b, method != NULL ? method : "", method != NULL ? mlen : 0);
+    LOG_PUT_LIT(b, ",\"path\":");
+    log_put_str(b, path != NULL ? path : "", path != NULL ? plen : 0);
+    LOG_PUT_LIT(b, ",\"status\":");
+    log_put_int(b, status);
+    /* Microsecond resolution in milliseconds; negative or absurd durations
+     * (a clock bug) are clamped rather than printed as garbage. */
+    if (!(duration_ms >= 0))
+        duration_ms = 0;
+    if (duration_ms > 1e12)
+        duration_ms = 1e12;
+    long long us = (long long)(duration_ms * 1000.0 + 0.5);
+    LOG_PUT_LIT(b, ",\"duration_ms\":");
+    log_put_int(b, us / 1000);
+    char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                    (char)('0' + us % 10)};
+    log_put(b, frac, sizeof(frac));
+    LOG_PUT_LIT(b, ",\"worker\":");
+    log_put_int(b, worker);
+    log_put_fields(b, extra, reserved);
+    json_decref(extra);
+    log_end(b);
+}
