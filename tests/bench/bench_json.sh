@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+#
+# tests/bench/bench_json.sh - GET /json throughput and latency of petrel
+# against bare libh2o (tests/bench/bare_h2o.c) on the same machine, same
+# worker count, same wrk settings. Target: petrel/bare >= 0.90 in req/s.
+#
+# petrel runs twice: with its built-in defaults (access log on, written to
+# /dev/null so the disk is not measured) and with log.access=false. Runs
+# alternate (bare, petrel, petrel-noaccess, bare, ...) so that drift on a
+# noisy box hits every server alike; run-to-run noise here is +-10-15%.
+#
+# Environment:
+#   PETREL_BENCH_WORKERS   worker threads for both servers (default 2)
+#   PETREL_BENCH_DURATION  wrk duration per run (default 10s)
+#   PETREL_BENCH_ROUNDS    rounds of the alternation (default 2)
+#   PETREL_BENCH_CONNECTIONS, PETREL_BENCH_THREADS  wrk -c / -t (default 64 / 2)
+#
+# Builds build-release/ (Release) if needed. Listens on 127.0.0.1 only; every
+# server is killed by PID when the script exits.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+
+WORKERS=${PETREL_BENCH_WORKERS:-2}
+DURATION=${PETREL_BENCH_DURATION:-10s}
+ROUNDS=${PETREL_BENCH_ROUNDS:-2}
+CONNS=${PETREL_BENCH_CONNECTIONS:-64}
+WRK_THREADS=${PETREL_BENCH_THREADS:-2}
+BUILD=build-release
+TARGET_RATIO=0.90
+
+command -v wrk >/dev/null || {
+    echo "bench_json: wrk not found (scripts/dev.sh deps installs it)" >&2
+    exit 1
+}
+
+# ---- build ----
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPETREL_TESTS=ON >/dev/null
+fi
+cmake --build "$BUILD" -j"$(nproc)" --target petrel-app bare_h2o >/dev/null
+
+# ---- servers ----
+PIDS=()
+LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/petrel-bench.XXXXXX")
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+    rm -rf -- "$LOGDIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_ready PID PORT NAME: until GET /json answers 200 (10 s at most).
+wait_ready() {
+    local pid=$1 port=$2 name=$3 i
+    for i in $(seq 1 100); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "bench_json: $name exited during startup; its stderr:" >&2
+            cat "$LOGDIR/$name.err" >&2 || true
+            exit 1
+        fi
+        if curl -fsS -o /dev/null "http://127.0.0.1:$port/json" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "bench_json: $name not ready on port $port after ${i}00 ms" >&2
+    exit 1
+}
+
+BARE_PORT=$(free_port)
+"$BUILD/tests/bench/bare_h2o" "$WORKERS" "$BARE_PORT" >/dev/null 2>"$LOGDIR/bare.err" &
+PIDS+=($!)
+wait_ready "$!" "$BARE_PORT" bare
+
+# petrel: built-in defaults (no --config), only workers/host/port set.
+PETREL_PORT=$(free_port)
+PETREL_SERVER_WORKERS=$WORKERS PETREL_SERVER_HOST=127.0.0.1 PETREL_SERVER_PORT=$PETREL_PORT \
+    "$BUILD/petrel-app" serve >/dev/null 2>"$LOGDIR/petrel.err" &
+PIDS+=($!)
+wait_ready "$!" "$PETREL_PORT" petrel
+
+NOLOG_PORT=$(free_port)
+PETREL_SERVER_WORKERS=$WORKERS PETREL_SERVER_HOST=127.0.0.1 PETREL_SERVER_PORT=$NOLOG_PORT \
+    PETREL_LOG_ACCESS=false "$BUILD/petrel-app" serve >/dev/null 2>"$LOGDIR/petrel-noaccess.err" &
+PIDS+=($!)
+wait_ready "$!" "$NOLOG_PORT" petrel-noaccess
+
+# Same bytes on the wire from both (TechEmpower rules), or the comparison is moot.
+bare_body=$(curl -fsS "http://127.0.0.1:$BARE_PORT/json")
+petrel_body=$(curl -fsS "http://127.0.0.1:$PETREL_PORT/json")
+if [ "$bare_body" != "$petrel_body" ]; then
+    echo "bench_json: warning: bodies differ: bare '$bare_body' petrel '$petrel_body'" >&2
+fi
+
+# ---- measure ----
+
+# to_ms VALUE: wrk latency ("603.00us", "6.72ms", "1.20s") in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000
+        printf "%.3f", n
+    }'
+}
+
+RESULTS="$LOGDIR/results" # lines: name rps p50_ms p99_ms errors
+: >"$RESULTS"
+
+# measure NAME PORT
+measure() {
+    local name=$1 port=$2 out rps p50 p99 errs
+    out=$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/json")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    errs=$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {
+        for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) n += $i } END {print n + 0}' <<<"$out")
+    printf '%s %s %s %s %s\n' "$name" "${rps:-0}" "$p50" "$p99" "$errs" >>"$RESULTS"
+    printf '  %-16s %10.0f req/s   p50 %7.3f ms   p99 %7.3f ms   errors %s\n' \
+        "$name" "${rps:-0}" "$p50" "$p99" "$errs"
+}
+
+echo "bench_json: GET /json, $WORKERS worker(s) each, wrk -t$WRK_THREADS -c$CONNS -d$DURATION" \
+    "--latency, $ROUNDS round(s), $(nproc) CPU(s) shared with wrk"
+# Warm-up: first-touch page faults, fiber pools, connection setup.
+for port in "$BARE_PORT" "$PETREL_PORT" "$NOLOG_PORT"; do
+    wrk -t"$WRK_THREADS" -c"$CONNS" -d2s "http://127.0.0.1:$port/json" >/dev/null
+done
+for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round"
+    measure bare "$BARE_PORT"
+    measure petrel "$PETREL_PORT"
+    measure petrel-noaccess "$NOLOG_PORT"
+done
+
+# ---- report ----
+echo
+awk -v target="$TARGET_RATIO" '
+    { n[$1]++; rps[$1] += $2; p50[$1] += $3; p99[$1] += $4; err[$1] += $5 }
+    END {
+        printf "%-16s %12s %10s %10s %8s %14s\n", "server", "req/s (mean)", "p50 ms", "p99 ms",
+            "errors", "vs bare"
+        split("bare petrel petrel-noaccess", order, " ")
+        base = rps["bare"] / n["bare"]
+        for (k = 1; k <= 3; k++) {
+            s = order[k]
+            r = rps[s] / n[s]
+            printf "%-16s %12.0f %10.3f %10.3f %8d %14.3f\n", s, r, p50[s] / n[s], p99[s] / n[s],
+                err[s], r / base
+        }
+        ratio = (rps["petrel"] / n["petrel"]) / base
+        ratio2 = (rps["petrel-noaccess"] / n["petrel-noaccess"]) / base
+        printf "\nratio petrel/bare = %.3f (access log on), %.3f (access log off); target >= %.2f: %s\n",
+            ratio, ratio2, target, (ratio >= target) ? "met" : "NOT met"
+    }' "$RESULTS"
