@@ -4,8 +4,9 @@
 # against bare libh2o (tests/bench/bare_h2o.c) on the same machine, same
 # worker count, same wrk settings. Target: petrel/bare >= 0.90 in req/s.
 #
-# petrel runs twice: with its built-in defaults (access log on, written to
-# /dev/null so the disk is not measured) and with log.access=false. Runs
+# petrel runs twice: with config/default.yaml (access log on, written to
+# /dev/null so the disk is not measured) and with log.access=false; host,
+# port and workers come from the environment. Runs
 # alternate (bare, petrel, petrel-noaccess, bare, ...) so that drift on a
 # noisy box hits every server alike; run-to-run noise here is +-10-15%.
 #
@@ -87,16 +88,16 @@ BARE_PORT=$(free_port)
 PIDS+=($!)
 wait_ready "$!" "$BARE_PORT" bare
 
-# petrel: built-in defaults (no --config), only workers/host/port set.
+# petrel: the default config; only workers/host/port are set from outside.
 PETREL_PORT=$(free_port)
 PETREL_SERVER_WORKERS=$WORKERS PETREL_SERVER_HOST=127.0.0.1 PETREL_SERVER_PORT=$PETREL_PORT \
-    "$BUILD/petrel-app" serve >/dev/null 2>"$LOGDIR/petrel.err" &
+    "$BUILD/petrel-app" serve --config config/default.yaml >/dev/null 2>"$LOGDIR/petrel.err" &
 PIDS+=($!)
 wait_ready "$!" "$PETREL_PORT" petrel
 
 NOLOG_PORT=$(free_port)
 PETREL_SERVER_WORKERS=$WORKERS PETREL_SERVER_HOST=127.0.0.1 PETREL_SERVER_PORT=$NOLOG_PORT \
-    PETREL_LOG_ACCESS=false "$BUILD/petrel-app" serve >/dev/null 2>"$LOGDIR/petrel-noaccess.err" &
+    PETREL_LOG_ACCESS=false "$BUILD/petrel-app" serve --config config/default.yaml >/dev/null 2>"$LOGDIR/petrel-noaccess.err" &
 PIDS+=($!)
 wait_ready "$!" "$NOLOG_PORT" petrel-noaccess
 
