@@ -113,7 +113,7 @@ static _Noreturn void common_oom(size_t sz)
 {
     /* fprintf may itself allocate, but stderr is unbuffered, so this is the
      * best effort that still tells the operator what happened. */
-    fprintf(stderr, "petrel: out of memory allocating %zu bytes\n", sz);
+    (void)fprintf(stderr, "petrel: out of memory allocating %zu bytes\n", sz);
     abort();
 }
 
@@ -171,7 +171,7 @@ int64_t petrel_now_ms(void)
 
 void petrel__assert_fail(const char *expr, const char *file, int line, const char *func)
 {
-    fprintf(stderr, "%s:%d: %s: assertion `%s' failed\n", file, line, func, expr);
-    fflush(stderr);
+    (void)fprintf(stderr, "%s:%d: %s: assertion `%s' failed\n", file, line, func, expr);
+    (void)fflush(stderr);
     abort();
 }

@@ -34,6 +34,10 @@
 
 extern char **environ;
 
+/* Most "*" segments one key may have; the environment matcher records one
+ * name per segment. */
+#define CFG_MAX_WILD 8
+
 /* A parsed value; which member is meaningful depends on the key's type. */
 struct cfg_value {
     char *s;
@@ -143,7 +147,7 @@ static void cfg_err(char *err, size_t errlen, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    (void)vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
 }
 
@@ -184,9 +188,9 @@ static void cfg_quote(const char *s, char *out, size_t outlen)
  * as "1073741824" and "0.5" rather than "1.07374e+09" or "0.50000000000000000". */
 static void cfg_fmt_num(double d, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "%.15g", d);
+    (void)snprintf(out, outlen, "%.15g", d);
     if (strtod(out, NULL) != d)
-        snprintf(out, outlen, "%.17g", d);
+        (void)snprintf(out, outlen, "%.17g", d);
 }
 
 static void cfg_value_dispose(struct cfg_value *v)
@@ -476,7 +480,15 @@ int petrel_config_declare(petrel_config_t *cfg, const petrel_cfg_key_t *keys, si
                 d->nwild++;
             else
                 d->fixed_len++;
-            *p = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+            /* Paths are ASCII [a-z0-9_.*] (checked above), so this is toupper. */
+            if (*p == '.')
+                *p = '_';
+            else if (*p >= 'a' && *p <= 'z')
+                *p = (char)(*p - 'a' + 'A');
+        }
+        if (d->nwild > CFG_MAX_WILD) {
+            free(d->env);
+            goto fail;
         }
         /* Two keys that collide in the environment ("a.b_c" and "a_b.c") could
          * never be told apart there, so they are refused as duplicates. */
@@ -780,7 +792,7 @@ static int cfg_yaml_mapping(struct cfg_yaml *y, const char *prefix, yaml_node_t 
         free(path);
         size_t plen = strlen(prefix) + strlen(k) + 2;
         path = petrel_xmalloc(plen);
-        snprintf(path, plen, "%s%s%s", prefix, *prefix != '\0' ? "." : "", k);
+        (void)snprintf(path, plen, "%s%s%s", prefix, *prefix != '\0' ? "." : "", k);
         /* libyaml keeps duplicate keys; the second would silently win, which
          * hides mistakes, so they are reported. */
         for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < pr; q++) {
@@ -880,13 +892,11 @@ out:
     if (have_parser)
         yaml_parser_delete(&parser);
     if (fp != NULL)
-        fclose(fp);
+        (void)fclose(fp);
     return ret;
 }
 
 /* ---- environment ---- */
-
-#define CFG_MAX_WILD 8
 
 /* A section name found in an environment variable name. */
 struct cfg_capture {
@@ -927,6 +937,8 @@ static bool cfg_env_path(const char *pattern, const struct cfg_capture *caps, ch
 {
     size_t o = 0, c = 0;
     for (const char *p = pattern; *p != '\0'; p++) {
+        if (*p == '*' && c == CFG_MAX_WILD)
+            return false;
         size_t len = *p == '*' ? caps[c].len : 1;
         if (o + len >= outlen)
             return false;
@@ -958,7 +970,7 @@ static int cfg_load_env(petrel_config_t *cfg, struct cfg_state *st, char *const 
                         size_t errlen)
 {
     char path[512], tmp[512], msg[512];
-    struct cfg_capture caps[CFG_MAX_WILD];
+    struct cfg_capture caps[CFG_MAX_WILD] = {{NULL, 0}};
     int ret = PETREL_ECONFIG;
     char *name = NULL;
     for (; *envp != NULL; envp++) {
@@ -1049,11 +1061,12 @@ static const struct cfg_value *cfg_read(const petrel_config_t *cfg, const char *
     const struct cfg_entry *e = cfg_find_entry(&cfg->st, path);
     const struct cfg_decl *d = e != NULL ? e->decl : cfg_find_decl(cfg, path);
     if (d == NULL) {
-        fprintf(stderr, "petrel: configuration key \"%s\" was read but never declared\n", path);
+        (void)fprintf(stderr, "petrel: configuration key \"%s\" was read but never declared\n",
+                      path);
         abort();
     }
     if (d->key->type != type) {
-        fprintf(stderr, "petrel: configuration key \"%s\" read with the wrong type\n", path);
+        (void)fprintf(stderr, "petrel: configuration key \"%s\" read with the wrong type\n", path);
         abort();
     }
     return e != NULL ? &e->v : &d->dflt;
@@ -1101,6 +1114,8 @@ static void cfg_collect_name(const char *path, const char *prefix, size_t nprefi
     if (strncmp(path, prefix, plen) != 0 || path[plen] != '.')
         return;
     const char *s = cfg_seg(path, nprefix, &l);
+    if (s == NULL)
+        return;
     for (size_t i = 0; i < *n; i++) {
         if (strlen((*names)[i]) == l && memcmp((*names)[i], s, l) == 0)
             return;

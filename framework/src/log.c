@@ -29,9 +29,9 @@
 
 /* Buffered threads flush once the buffer passes this, so a burst inside one
  * loop iteration cannot grow memory without bound. */
-#define LOG_FLUSH_AT (32 * 1024)
+#define LOG_FLUSH_AT ((size_t)32 * 1024)
 /* After a flush a buffer that grew for one huge record shrinks back. */
-#define LOG_KEEP_CAP (64 * 1024)
+#define LOG_KEEP_CAP ((size_t)64 * 1024)
 
 struct log_buf {
     char *data;
@@ -189,8 +189,9 @@ static void log_put_str(struct log_buf *b, const char *str, size_t len)
         if (c >= 0x80) {
             size_t ul = log_utf8_len(s + i, len - i);
             if (ul == 0) {
-                memcpy(o, "\xef\xbf\xbd", 3);
-                o += 3;
+                *o++ = (char)0xef;
+                *o++ = (char)0xbf;
+                *o++ = (char)0xbd;
                 i++;
             } else {
                 memcpy(o, s + i, ul);
@@ -217,10 +218,11 @@ static void log_put_str(struct log_buf *b, const char *str, size_t len)
             *o++ = 't';
             break;
         default:
-            memcpy(o, "u00", 3);
-            o[3] = hex[c >> 4];
-            o[4] = hex[c & 0xf];
-            o += 5;
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 0xf];
             break;
         }
         i++;
@@ -240,7 +242,7 @@ static void log_put_time(struct log_buf *b)
         if (ts.tv_sec != log_time.sec) {
             struct tm tm;
             gmtime_r(&ts.tv_sec, &tm);
-            strftime(log_time.str, sizeof(log_time.str), "%Y-%m-%dT%H:%M:%S.", &tm);
+            (void)strftime(log_time.str, sizeof(log_time.str), "%Y-%m-%dT%H:%M:%S.", &tm);
             log_time.sec = ts.tv_sec;
         }
         /* The date is always 20 characters for years 1000..9999. */
@@ -356,19 +358,21 @@ void petrel_log(petrel_log_level_t level, const char *fmt, ...)
         return;
     char small[512];
     char *msg = small;
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
+    /* Kept for a second pass when the message does not fit the stack
+     * buffer. */
+    va_copy(again, ap);
     int n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
     if (n < 0) {
         msg = NULL;
         n = 0;
     } else if ((size_t)n >= sizeof(small)) {
         msg = petrel_xmalloc((size_t)n + 1);
-        va_start(ap, fmt);
-        vsnprintf(msg, (size_t)n + 1, fmt, ap);
-        va_end(ap);
+        (void)vsnprintf(msg, (size_t)n + 1, fmt, again);
     }
+    va_end(again);
+    va_end(ap);
     log_record(level, msg != NULL ? msg : "", (size_t)n, NULL);
     if (msg != small)
         free(msg);

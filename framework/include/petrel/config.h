@@ -48,7 +48,11 @@ PETREL_API PETREL_NODISCARD int petrel_config_declare(petrel_config_t *cfg,
 /**
  * Loads `file` (NULL: defaults only), then applies PETREL_* environment
  * overrides from `envp` (NULL: the process environment). On failure returns
- * PETREL_ECONFIG and writes one line naming file:line and key into err.
+ * PETREL_ECONFIG, writes one line naming file:line and key (or
+ * "environment: VAR") into err, and leaves cfg as it was. A PETREL_* variable
+ * that matches no key is an error, except PETREL_CONFIG, PETREL_TEST_* and
+ * PETREL_BENCH_*, which scripts use and which are ignored here. A YAML null,
+ * or an empty string, for a str/strlist key unsets it (its default applies).
  */
 PETREL_API PETREL_NODISCARD int petrel_config_load(petrel_config_t *cfg, const char *file,
                                                    char *const *envp, char *err, size_t errlen);
@@ -56,12 +60,15 @@ PETREL_API PETREL_NODISCARD int petrel_config_load(petrel_config_t *cfg, const c
 PETREL_API PETREL_NODISCARD int petrel_config_set(petrel_config_t *cfg, const char *path,
                                                   const char *value, char *err, size_t errlen);
 
-/** Typed reads of a declared key (its default when unset). Strings are borrowed from cfg. */
+/**
+ * Typed reads of a declared key (its default when unset). Strings are borrowed from cfg.
+ * Reading an undeclared path, or with the wrong type, is a bug: it aborts with a message.
+ */
 PETREL_API const char *petrel_config_str(const petrel_config_t *cfg, const char *path);
 PETREL_API int64_t petrel_config_int(const petrel_config_t *cfg, const char *path);
 PETREL_API double petrel_config_float(const petrel_config_t *cfg, const char *path);
 PETREL_API bool petrel_config_bool(const petrel_config_t *cfg, const char *path);
-/** A STRLIST key; borrowed. Sets *n. */
+/** A STRLIST key; borrowed, NULL-terminated (never NULL itself). Sets *n. */
 PETREL_API const char *const *petrel_config_strlist(const petrel_config_t *cfg, const char *path,
                                                     size_t *n);
 /** True when `path` was set by the file or the environment. */
