@@ -130,6 +130,25 @@ install_traps() {
     trap 'on_signal 143' TERM
 }
 
+# ---- database URL ----
+
+# petrel rejects PETREL_* variables that match no declared configuration key
+# (framework/src/config.c), so PETREL_DATABASE_URL may only be exported once
+# some module declares "database.url"; until then it would make every server
+# start fail. PETREL_TEST_DATABASE_URL is always allowed.
+database_key_declared() {
+    grep -rqF --include='*.c' '"database.url"' framework/src app 2>/dev/null
+}
+
+export_database_url() {
+    if database_key_declared; then
+        export PETREL_DATABASE_URL
+    else
+        log "no module declares database.url yet: PETREL_DATABASE_URL not exported"
+        export -n PETREL_DATABASE_URL
+    fi
+}
+
 # ---- run ----
 
 run() {
@@ -160,8 +179,8 @@ run() {
         log "using PETREL_DATABASE_URL from the environment; not starting PostgreSQL"
     else
         pg_start
+        export_database_url
     fi
-    export PETREL_DATABASE_URL
 
     # Migrations: an app without a migrate command yet answers "unknown
     # command" with exit 2; that, and only that, means "nothing to migrate".
@@ -322,7 +341,7 @@ test_all() {
     if [ "${#dirs[@]}" -gt 0 ]; then
         pg_start
         export PETREL_TEST_DATABASE_URL="$PETREL_DATABASE_URL"
-        export PETREL_DATABASE_URL
+        export_database_url
         export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
         export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
         for dir in "${dirs[@]}"; do
