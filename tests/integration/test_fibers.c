@@ -155,7 +155,7 @@ static void start(void)
 
 static void stop(void)
 {
-    petrel_test_stop(tc);
+    petrel_test_stop(tc); /* NULL when a test already stopped it */
     petrel_app_free(app);
     close(pipe_fds[0]);
     close(pipe_fds[1]);
@@ -353,4 +353,21 @@ Test(fibers, a_sleeping_request_does_not_delay_others_on_the_same_worker)
     cr_assert(r->elapsed_ms < 500, "a 1 ms request took %.0f ms next to a sleeper", r->elapsed_ms);
     petrel_test_res_free(r);
     close(fd);
+}
+
+Test(fibers, stop_waits_for_a_sleeping_request_then_returns)
+{
+    int fd = petrel_test_connect(tc);
+    send_str(fd, "GET /sleep?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n");
+    support_sleep_ms(50);
+    double t0 = support_now_ms();
+    petrel_test_stop(tc);
+    tc = NULL;
+    double took = support_now_ms() - t0;
+    petrel_test_res_t *r = petrel_test_read_response(fd, 2000);
+    cr_assert_eq(r->status, 200, "in-flight request answered %d during stop", r->status);
+    petrel_test_res_free(r);
+    close(fd);
+    cr_assert(took >= 200 && took < 3000, "stop returned after %.0f ms with a 300 ms request",
+              took);
 }

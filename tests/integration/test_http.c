@@ -109,7 +109,7 @@ static void start(void)
 
 static void stop(void)
 {
-    petrel_test_stop(tc);
+    petrel_test_stop(tc); /* NULL when a test already stopped it */
     petrel_app_free(app);
 }
 
@@ -476,4 +476,27 @@ Test(http, post_route_status_and_length_are_exact)
     const char *cl = petrel_test_res_header(r, "content-length");
     cr_assert(cl != NULL && strtoul(cl, NULL, 10) == r->body_len);
     petrel_test_res_free(r);
+}
+
+Test(http, stop_is_prompt_and_clean_with_an_idle_keep_alive_connection)
+{
+    int fd = petrel_test_connect(tc);
+    static const char req[] = "GET /json HTTP/1.1\r\nHost: x\r\n\r\n";
+    write_all(fd, req, sizeof(req) - 1);
+    petrel_test_res_t *r = petrel_test_read_response(fd, 5000);
+    cr_assert_eq(r->status, 200);
+    petrel_test_res_free(r);
+
+    /* Stopping inside the test body (not in .fini) makes a crash in stop fail the test. */
+    double t0 = support_now_ms();
+    petrel_test_stop(tc);
+    tc = NULL;
+    double took = support_now_ms() - t0;
+    cr_assert(took < 3000, "stop with one idle keep-alive connection took %.0f ms", took);
+
+    /* The idle connection was closed by the server. */
+    char buf[64];
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    cr_assert(n <= 0, "idle connection still open after stop");
+    close(fd);
 }
