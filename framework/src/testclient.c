@@ -30,7 +30,7 @@
 /* Default wait for one request/response exchange. */
 #define TC_DEFAULT_TIMEOUT_MS 30000
 /* Response headers and bodies beyond these sizes are a test bug or a server bug. */
-#define TC_MAX_HEAD (256 * 1024)
+#define TC_MAX_HEAD ((size_t)256 * 1024)
 #define TC_MAX_BODY ((size_t)64 * 1024 * 1024)
 #define TC_MAX_HEADERS 256
 
@@ -407,7 +407,7 @@ __attribute__((format(printf, 2, 3))) static void buf_printf(struct tc_buf *b, c
     PETREL_ASSERT(n >= 0);
     buf_reserve(b, (size_t)n);
     va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    (void)vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
 }
@@ -505,13 +505,13 @@ static int tc_apply_override(petrel_config_t *cfg, const char *kv, char *err, si
 {
     const char *eq = strchr(kv, '=');
     if (eq == NULL || eq == kv) {
-        snprintf(err, errlen, "override \"%s\" is not key=value", kv);
+        (void)snprintf(err, errlen, "override \"%s\" is not key=value", kv);
         return PETREL_EINVAL;
     }
     char key[256];
     size_t klen = (size_t)(eq - kv);
     if (klen >= sizeof(key)) {
-        snprintf(err, errlen, "override key too long: %s", kv);
+        (void)snprintf(err, errlen, "override key too long: %s", kv);
         return PETREL_EINVAL;
     }
     memcpy(key, kv, klen);

@@ -159,8 +159,8 @@ int support_spawn(support_proc_t *p, const char *const *argv, const char *const 
     memset(p, 0, sizeof(*p));
     if (support_mkdtemp(p->dir, sizeof(p->dir)) != 0)
         return -1;
-    snprintf(p->out_path, sizeof(p->out_path), "%s/out.txt", p->dir);
-    snprintf(p->err_path, sizeof(p->err_path), "%s/err.txt", p->dir);
+    (void)snprintf(p->out_path, sizeof(p->out_path), "%s/out.txt", p->dir);
+    (void)snprintf(p->err_path, sizeof(p->err_path), "%s/err.txt", p->dir);
 
     size_t nenv = 0, nextra = 0;
     while (environ[nenv] != NULL)
@@ -298,14 +298,14 @@ int support_parallel(int n, void (*fn)(int i, void *arg), void *arg)
     pthread_barrier_init(&ctx.barrier, NULL, (unsigned)n);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_attr_setstacksize(&attr, (size_t)256 * 1024);
     int rc = 0;
     for (int i = 0; i < n; i++) {
         ts[i].ctx = &ctx;
         ts[i].i = i;
         if (pthread_create(&tids[i], &attr, par_main, &ts[i]) != 0) {
             /* A barrier cannot be shrunk: fail loudly rather than deadlock. */
-            fprintf(stderr, "support_parallel: pthread_create failed at %d\n", i);
+            (void)fprintf(stderr, "support_parallel: pthread_create failed at %d\n", i);
             abort();
         }
     }
@@ -360,7 +360,7 @@ char *support_read_file(const char *path)
         }
     }
     s[len] = '\0';
-    fclose(f);
+    (void)fclose(f);
     return s;
 }
 
@@ -394,7 +394,7 @@ char *support_run(const char *cmd, int *status)
 int support_have_command(const char *name)
 {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", name);
+    (void)snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", name);
     int st;
     free(support_run(cmd, &st));
     return st == 0;
@@ -405,14 +405,15 @@ int support_json_eq(const json_t *got, const char *expected, const char *what)
     json_error_t jerr;
     json_t *want = json_loads(expected, JSON_DECODE_ANY, &jerr);
     if (want == NULL) {
-        fprintf(stderr, "%s: bad expected JSON literal (%s): %s\n", what, jerr.text, expected);
+        (void)fprintf(stderr, "%s: bad expected JSON literal (%s): %s\n", what, jerr.text,
+                      expected);
         return 0;
     }
     int eq = got != NULL && json_equal(got, want);
     if (!eq) {
         char *g = got != NULL ? json_dumps(got, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-        fprintf(stderr, "%s: JSON mismatch\n  got:  %s\n  want: %s\n", what,
-                g != NULL ? g : "(null)", expected);
+        (void)fprintf(stderr, "%s: JSON mismatch\n  got:  %s\n  want: %s\n", what,
+                      g != NULL ? g : "(null)", expected);
         free(g);
     }
     json_decref(want);
