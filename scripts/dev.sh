@@ -29,7 +29,9 @@ APT_PACKAGES=(
     libcriterion-dev                                 # unit + integration tests
     postgresql postgresql-contrib                    # throwaway server for run/test
     wrk nghttp2-client curl                          # benchmarks and HTTP/2 checks
-    clang clang-format                               # fuzz targets (libFuzzer); fmt/lint
+    clang libclang-rt-14-dev                         # fuzz targets (libFuzzer runtime is only
+                                                     # a Recommends, which we do not install)
+    clang-format                                     # fmt/lint
 )
 
 # The C sources fmt/lint cover.

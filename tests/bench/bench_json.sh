@@ -61,8 +61,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# shellcheck source=scripts/pg.sh
+. "$ROOT/scripts/pg.sh" # for pg__free_port only
+
 free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    pg__free_port
 }
 
 # wait_ready PID PORT NAME: until GET /json answers 200 (10 s at most).
