@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <petrel/common.h>
 
@@ -522,7 +523,7 @@ static bool validate_str_float(const char *s, size_t len, double *out)
     char buf[512];
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
-        if (s[i] == '_' && s[i + 1] == '_')
+        if (s[i] == '_' && i + 1 < len && s[i + 1] == '_')
             return false;
         if (s[i] != '_')
             buf[o++] = s[i];
@@ -937,8 +938,10 @@ static json_t *validate_object(struct vctx *c, const struct vfield *v, json_t *i
                          NULL);
         return NULL;
     }
+    /* Undeclared members and ANY values are shared with the parsed body, which the caller
+     * drops afterwards, rather than copied: a deep copy would recurse as deep as the input. */
     if (v->f->fields == NULL)
-        return json_deep_copy(in);
+        return json_incref(in);
     json_t *out = json_object();
     bool ok = true;
     for (size_t i = 0; i < v->nfields; i++) {
@@ -977,7 +980,7 @@ static json_t *validate_value(struct vctx *c, const struct vfield *v, json_t *in
     if (json_is_null(in) && f->nullable)
         return json_null();
     if (depth > VALIDATE_MAX_DEPTH)
-        return json_deep_copy(in);
+        return json_incref(in);
     switch (f->type) {
     case PETREL_T_INT:
         return validate_int_value(c, v, in);
@@ -1010,7 +1013,7 @@ static json_t *validate_value(struct vctx *c, const struct vfield *v, json_t *in
     case PETREL_T_OBJECT:
         return validate_object(c, v, in, depth);
     default:
-        return json_deep_copy(in);
+        return json_incref(in);
     }
 }
 
