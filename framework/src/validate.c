@@ -45,6 +45,7 @@ struct vfield {
     bool has[B_COUNT];
     struct bound b[B_COUNT];
     char *expected; /* enum: "'a', 'b' or 'c'" */
+    char *alias;    /* header fields: the HTTP name, also used in loc */
     struct vfield *items;
     struct vfield *fields;
     size_t nfields;
@@ -75,6 +76,7 @@ static void validate_field_dispose(struct vfield *v)
     for (int i = 0; i < B_COUNT; i++)
         json_decref(v->b[i].val);
     free(v->expected);
+    free(v->alias);
     if (v->items != NULL) {
         validate_field_dispose(v->items);
         free(v->items);
@@ -179,6 +181,13 @@ petrel__vplan_t *petrel__vplan_new(const petrel_route_t *route, const petrel_fie
             v = &p->query[p->nquery++];
         if (validate_compile(v, f, 0, err, errlen) != 0)
             goto fail;
+        if (f->in == PETREL_IN_HEADER) {
+            /* FastAPI's Header() converts underscores: user_agent is read from, and reported
+             * at, "user-agent". */
+            v->alias = petrel_xstrdup(f->name);
+            for (char *a = v->alias; *a != '\0'; a++)
+                *a = *a == '_' ? '-' : *a;
+        }
     }
     if (route->body != NULL) {
         p->body = petrel_xcalloc(1, sizeof(*p->body));
@@ -1318,7 +1327,7 @@ static void validate_param(struct vctx *c, const struct vfield *v, json_t *raw, 
                            bool *ok)
 {
     const petrel_field_t *f = v->f;
-    validate_push_name(c, f->name);
+    validate_push_name(c, v->alias != NULL ? v->alias : f->name);
     if (raw == NULL) {
         if (f->required || f->in == PETREL_IN_PATH) {
             validate_err(c, "missing", "Field required", NULL, NULL);
@@ -1341,16 +1350,13 @@ static void validate_param(struct vctx *c, const struct vfield *v, json_t *raw, 
     validate_pop(c);
 }
 
-static json_t *validate_header_raw(const petrel_field_t *f, petrel__header_cb hdr, void *ctx)
+static json_t *validate_header_raw(const struct vfield *hv, petrel__header_cb hdr, void *ctx)
 {
-    char name[128];
-    size_t len = 0, n = strlen(f->name);
-    if (hdr == NULL || n >= sizeof(name))
+    const petrel_field_t *f = hv->f;
+    size_t len = 0;
+    if (hdr == NULL)
         return NULL;
-    /* FastAPI's Header() converts underscores: user_agent is read from "user-agent". */
-    for (size_t i = 0; i <= n; i++)
-        name[i] = f->name[i] == '_' ? '-' : f->name[i];
-    const char *v = hdr(ctx, name, &len);
+    const char *v = hdr(ctx, hv->alias, &len);
     if (v == NULL)
         return NULL;
     char *tmp;
@@ -1429,7 +1435,7 @@ json_t *petrel__validate(const petrel__match_t *m, const char *query, size_t qle
     }
     json_array_set_new(c.loc, 0, json_string("header"));
     for (size_t i = 0; i < plan->nheader; i++) {
-        json_t *raw = validate_header_raw(plan->header[i].f, hdr, hdr_ctx);
+        json_t *raw = validate_header_raw(&plan->header[i], hdr, hdr_ctx);
         validate_param(&c, &plan->header[i], raw, out, &ok);
         json_decref(raw);
     }

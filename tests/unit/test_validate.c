@@ -480,7 +480,7 @@ Test(validate, header_params_convert_underscores)
     expect_params("{\"x_token\":\"secret\",\"x_count\":0}");
     hdr_name = NULL;
     run("GET", "/h", NULL, NULL);
-    expect_errors("[{\"type\":\"missing\",\"loc\":[\"header\",\"x_token\"],\"msg\":\"Field "
+    expect_errors("[{\"type\":\"missing\",\"loc\":[\"header\",\"x-token\"],\"msg\":\"Field "
                   "required\",\"input\":null}]");
 }
 
@@ -639,7 +639,7 @@ Test(validate, errors_ordered_path_query_header_body)
     run("POST", "/items/p", "q=x", "{\"price\":-1}");
     char *got = dump(errs);
     const char *a = strstr(got, "[\"path\",\"item_id\"]"), *b = strstr(got, "[\"query\",\"q\"]"),
-               *c = strstr(got, "[\"header\",\"x_n\"]"), *d = strstr(got, "[\"body\",\"name\"]"),
+               *c = strstr(got, "[\"header\",\"x-n\"]"), *d = strstr(got, "[\"body\",\"name\"]"),
                *e = strstr(got, "[\"body\",\"price\"]");
     cr_assert(a && b && c && d && e, "%s", got);
     cr_assert(a < b && b < c && c < d && d < e, "%s", got);
