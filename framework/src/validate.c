@@ -1097,7 +1097,7 @@ static bool validate_pystring(const char *s, size_t n, size_t b, size_t *end, si
             continue;
         }
         size_t e = i + 5; /* index after the four hex digits */
-        if (e >= n) {
+        if (e > n) {      /* CPython 3.14; 3.9-3.13 used >= here */
             *pos = i;
             *msg = "Invalid \\uXXXX escape";
             return false;
@@ -1169,7 +1169,7 @@ static bool validate_lit(const char *s, size_t n, size_t i, const char *lit)
 
 #define PYJSON_MAX_DEPTH 4096
 
-/* Finds where and why Python's json.loads() (3.13+) rejects s: returns true with the byte
+/* Finds where and why Python's json.loads() (CPython 3.14) rejects s: returns true with the byte
  * offset and message, or false when Python would accept it (NaN, big numbers, lone
  * surrogates, deep nesting: jansson-only failures). Iterative: request bodies may nest
  * deeply and fiber stacks are small. */

@@ -683,7 +683,7 @@ Test(validate, body_enum_rejects_non_strings_with_enum_error)
                   "'red' or 'green'\",\"input\":1,\"ctx\":{\"expected\":\"'red' or 'green'\"}}]");
 }
 
-/* ---- malformed JSON: CPython 3.13 json messages and character positions */
+/* ---- malformed JSON: CPython 3.14 json messages and character positions */
 
 static void expect_json_invalid(const char *body, const char *msg, long pos)
 {
@@ -729,6 +729,9 @@ Test(validate, json_invalid_matches_python_messages)
     expect_json_invalid("{\"a\":tru}", "Expecting value", 5);
     expect_json_invalid("1.", "Extra data", 1);
     expect_json_invalid("-", "Expecting value", 0);
+    expect_json_invalid("\"\\u0041", "Unterminated string starting at", 0);
+    expect_json_invalid("\"\\u00", "Invalid \\\\uXXXX escape", 2);
+    expect_json_invalid("\"\\ud800\\uzzzz\"", "Invalid \\\\uXXXX escape", 8);
 }
 
 Test(validate, json_invalid_position_counts_characters_not_bytes)
