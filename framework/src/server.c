@@ -71,7 +71,8 @@ static void req_release(petrel_req_t *req)
 {
     if (--req->refs > 0)
         return;
-    h2o_linklist_unlink(&req->link);
+    if (h2o_linklist_is_linked(&req->link))
+        h2o_linklist_unlink(&req->link);
     json_decref(req->params);
     json_decref(req->body_json);
     h2o_mem_clear_pool(&req->arena);
@@ -224,7 +225,10 @@ static void send_inline_json(h2o_req_t *h, int status, const char *body, size_t 
 {
     static h2o_generator_t gen = {NULL, NULL};
     h->res.status = status;
-    h->res.reason = "";
+    h->res.reason = status == 404   ? "Not Found"
+                    : status == 405 ? "Method Not Allowed"
+                    : status == 422 ? "Unprocessable Entity"
+                                    : "Service Unavailable";
     h->res.content_length = len;
     h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("application/json"));
@@ -260,7 +264,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
 
     petrel_req_t *req = petrel_xcalloc(1, sizeof(*req));
     h2o_mem_init_pool(&req->arena);
-    h2o_linklist_init_anchor(&req->link);
     req->w = w;
     req->start_ns = start;
     req->path = arena_dup(&req->arena, h->path.base, plen);
@@ -335,8 +338,9 @@ free_early:
 
 static void on_conn_close(void *data)
 {
-    petrel_server_t *srv = data;
-    atomic_fetch_sub(&srv->connections, 1);
+    struct worker *w = data;
+    atomic_fetch_sub(&w->conns, 1);
+    atomic_fetch_sub(&w->srv->connections, 1);
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -356,8 +360,9 @@ static void on_accept(h2o_socket_t *listener, const char *err)
             h2o_socket_close(sock);
             continue;
         }
+        atomic_fetch_add(&w->conns, 1);
         sock->on_close.cb = on_conn_close;
-        sock->on_close.data = srv;
+        sock->on_close.data = w;
         h2o_accept(&w->accept_ctx, sock);
     }
 }
@@ -388,8 +393,8 @@ static void worker_on_message(h2o_multithread_receiver_t *recv, h2o_linklist_t *
 
 static void worker_poke(struct worker *w)
 {
+    /* calloc leaves the link unlinked, which h2o asserts on send. */
     h2o_multithread_message_t *m = petrel_xcalloc(1, sizeof(*m));
-    h2o_linklist_init_anchor(&m->link);
     h2o_multithread_send_message(&w->receiver, m);
 }
 
@@ -410,11 +415,22 @@ static void *worker_main(void *arg)
         petrel__sched_run(w->sched);
         petrel__log_flush();
     }
-    /* Let h2o finish closing connections that were shut down. */
-    for (int i = 0; i < 10; i++) {
-        h2o_evloop_run(w->loop, 1);
+    /* Close what is left: idle keep-alive connections and slow clients. h2o
+     * computes each expiry from the timeout's current value, so setting the
+     * values to zero expires every waiting connection on the next run. */
+    w->ctx.http1.req_timeout.timeout = 0;
+    w->ctx.http2.idle_timeout.timeout = 0;
+    w->ctx.handshake_timeout.timeout = 0;
+    h2o_context_request_shutdown(&w->ctx);
+    int64_t grace = petrel_now_ms() + 1000;
+    while ((atomic_load(&w->conns) > 0 || petrel__sched_live(w->sched) > 0) &&
+           petrel_now_ms() < grace) {
+        h2o_evloop_run(w->loop, petrel__sched_wait_ms(w->sched, 10));
         petrel__sched_run(w->sched);
     }
+    /* A connection h2o would not close in time keeps its loop alive: freeing
+     * the loop under it would be a use-after-free. */
+    w->abandoned = atomic_load(&w->conns) > 0 || petrel__sched_live(w->sched) > 0;
     if (w->listener != NULL) {
         h2o_socket_read_stop(w->listener);
         h2o_socket_close(w->listener);
@@ -630,8 +646,22 @@ static void *control_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* start / stop                                                        */
 
+/* Servers whose loops could not be freed; kept reachable on purpose. */
+static petrel_server_t *graveyard[64];
+static size_t ngraveyard;
+
 static void server_free(petrel_server_t *srv)
 {
+    bool keep = false;
+    for (int i = 0; i < srv->nworkers; i++)
+        keep = keep || srv->workers[i].abandoned;
+    if (keep && ngraveyard < sizeof(graveyard) / sizeof(graveyard[0])) {
+        petrel_log(PETREL_LOG_WARN, "connections still open after stop; their loops are kept");
+        if (srv->app->server == srv)
+            srv->app->server = NULL;
+        graveyard[ngraveyard++] = srv;
+        return;
+    }
     for (int i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
         if (w->loop == NULL)
@@ -640,6 +670,10 @@ static void server_free(petrel_server_t *srv)
             h2o_multithread_unregister_receiver(w->queue, &w->receiver);
             h2o_multithread_destroy_queue(w->queue);
         }
+        /* request_shutdown arms http2's graceful-shutdown timer even with no
+         * HTTP/2 connection; h2o_context_dispose asserts every timer is idle. */
+        if (h2o_timeout_is_linked(&w->ctx.http2._graceful_shutdown_timeout))
+            h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
         h2o_context_dispose(&w->ctx);
         if (w->sched != NULL)
             petrel__sched_free(w->sched);

@@ -75,6 +75,8 @@ struct worker {
     _Atomic int close_listener;
     _Atomic int cancel_all;
     _Atomic long inflight; /* request fibers alive on this worker */
+    _Atomic long conns;    /* client connections open on this worker */
+    bool abandoned;        /* connections outlived the stop grace: the loop is kept */
     h2o_linklist_t reqs;   /* live petrel_req_t, for cancel-all */
     uint64_t reqid_seq;
     uint64_t reqid_salt;
