@@ -124,6 +124,7 @@ int petrel__app_load_server_conf(petrel_app_t *app, struct server_conf *sc, char
     }
     sc->max_connections = petrel_config_int(c, "server.max_connections");
     sc->max_body_bytes = petrel_config_int(c, "server.max_body_bytes");
+    sc->max_header_bytes = petrel_config_int(c, "server.max_header_bytes");
     sc->request_timeout_ms = petrel_config_int(c, "server.request_timeout_ms");
     sc->io_timeout_ms = petrel_config_int(c, "server.io_timeout_ms");
     sc->keepalive_timeout_ms = petrel_config_int(c, "server.keepalive_timeout_ms");

@@ -106,6 +106,8 @@ static const petrel_cfg_key_t cfg_framework_keys[] = {
      "open client connections allowed, process-wide", 1, 1000000, NULL},
     {"server.max_body_bytes", PETREL_CFG_INT, "1048576",
      "largest request body accepted; larger bodies get 413", 0, 1073741824, NULL},
+    {"server.max_header_bytes", PETREL_CFG_INT, "16384",
+     "largest request line + headers accepted; larger requests get 431", 1024, 409600, NULL},
     {"server.request_timeout_ms", PETREL_CFG_INT, "30000",
      "handler deadline (0 = none; a route's timeout_ms overrides)", 0, 86400000, NULL},
     {"server.io_timeout_ms", PETREL_CFG_INT, "30000",

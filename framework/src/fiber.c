@@ -287,6 +287,8 @@ petrel_fiber_t *petrel__fiber_new(petrel__sched_t *s, petrel__fiber_fn fn, void 
     f->arg = arg;
     f->ndefers = 0;
     f->user = NULL;
+    f->first_park_cb = NULL;
+    f->parked_once = false;
     f->await_kind = NULL;
     f->started_ns = now_ns();
     f->id = ++s->next_id;
@@ -389,6 +391,11 @@ int petrel__fiber_park(int64_t timeout_ms)
     petrel__sched_t *s = tl_sched;
     PETREL_ASSERT(s != NULL && s->current != NULL); /* awaiting outside a fiber */
     petrel_fiber_t *f = s->current;
+    if (!f->parked_once) {
+        f->parked_once = true;
+        if (f->first_park_cb != NULL)
+            f->first_park_cb(f);
+    }
     if (f->cancelled)
         return PETREL_ECANCELED;
     if (timeout_ms >= 0)
@@ -556,8 +563,10 @@ static void ep_on_read(h2o_socket_t *sock, const char *err)
     struct epoll_event evs[64];
     (void)err;
     int n = epoll_wait(s->epfd, evs, 64, 0);
-    for (int i = 0; i < n; i++)
-        petrel__fiber_wake(evs[i].data.ptr, 0);
+    for (int i = 0; i < n; i++) {
+        petrel__fdwatch_t *w = evs[i].data.ptr;
+        w->cb(w, evs[i].events);
+    }
 }
 
 static int ep_ensure(petrel__sched_t *s)
@@ -575,6 +584,32 @@ static int ep_ensure(petrel__sched_t *s)
     return 0;
 }
 
+int petrel__fdwatch_add(petrel__sched_t *s, petrel__fdwatch_t *w, int fd, uint32_t events)
+{
+    int rc = ep_ensure(s);
+    if (rc != 0)
+        return rc;
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        return -errno;
+    w->fd = fd;
+    return 0;
+}
+
+void petrel__fdwatch_del(petrel__sched_t *s, petrel__fdwatch_t *w)
+{
+    if (w->fd < 0)
+        return;
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    w->fd = -1;
+}
+
+static void fd_wait_cb(petrel__fdwatch_t *w, uint32_t events)
+{
+    (void)events;
+    petrel__fiber_wake(w->data, 0);
+}
+
 int petrel_wait_fd(int fd, int events, int64_t timeout_ms)
 {
     petrel__sched_t *s = tl_sched;
@@ -584,21 +619,20 @@ int petrel_wait_fd(int fd, int events, int64_t timeout_ms)
         return PETREL_ECANCELED;
     if (fd < 0 || (events & (PETREL_READABLE | PETREL_WRITABLE)) == 0)
         return PETREL_EINVAL;
-    int rc = ep_ensure(s);
-    if (rc != 0)
-        return rc;
-    struct epoll_event ev = {.events = EPOLLONESHOT, .data.ptr = f};
+    uint32_t ev = EPOLLONESHOT;
     if (events & PETREL_READABLE)
-        ev.events |= EPOLLIN | EPOLLRDHUP;
+        ev |= EPOLLIN | EPOLLRDHUP;
     if (events & PETREL_WRITABLE)
-        ev.events |= EPOLLOUT;
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
-        return errno == EBADF || errno == EPERM ? PETREL_EINVAL : -errno;
+        ev |= EPOLLOUT;
+    petrel__fdwatch_t w = {.cb = fd_wait_cb, .data = f, .fd = -1};
+    int rc = petrel__fdwatch_add(s, &w, fd, ev);
+    if (rc != 0)
+        return rc == -EBADF || rc == -EPERM ? PETREL_EINVAL : rc;
     if (timeout_ms == PETREL_TIMEOUT_DEFAULT)
         timeout_ms = petrel__io_timeout_ms;
     petrel_fiber_set_await_kind("fd");
     rc = petrel__fiber_park(timeout_ms < 0 ? 0 : timeout_ms);
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+    petrel__fdwatch_del(s, &w);
     return rc;
 }
 

@@ -62,7 +62,11 @@ struct petrel_fiber {
     struct petrel_fiber *next_free;  /* pool link */
     struct petrel__defer *defers;
     size_t ndefers, defers_cap;
-    void *user;             /* owner data: the request for request fibers */
+    void *user; /* owner data: the request for request fibers */
+    /* Called the first time the fiber parks: lets the owner set up watches that
+     * only matter for fibers that wait (e.g. client-disconnect detection). */
+    void (*first_park_cb)(petrel_fiber_t *f);
+    bool parked_once;
     const char *await_kind; /* what the fiber waits on ("sleep", "fd", ...) */
     int64_t started_ns;
     uint64_t id;
@@ -105,6 +109,21 @@ void petrel__fiber_schedule(petrel_fiber_t *f);
 int petrel__fiber_park(int64_t timeout_ms);
 /** Wakes a parked fiber with rc; no-op when it is not parked. */
 void petrel__fiber_wake(petrel_fiber_t *f, int rc);
+
+/* ---- fd watches on the scheduler's epoll ---- */
+
+/** A watch on an fd: cb runs in loop context with the epoll events that fired. */
+typedef struct petrel__fdwatch petrel__fdwatch_t;
+struct petrel__fdwatch {
+    void (*cb)(petrel__fdwatch_t *w, uint32_t events);
+    void *data;
+    int fd;
+};
+/** Adds a watch for epoll `events` (EPOLLIN, EPOLLRDHUP, EPOLLONESHOT, ...). Returns 0 or -errno.
+ */
+int petrel__fdwatch_add(petrel__sched_t *s, petrel__fdwatch_t *w, int fd, uint32_t events);
+/** Removes a watch added with petrel__fdwatch_add (no-op when fd is -1). */
+void petrel__fdwatch_del(petrel__sched_t *s, petrel__fdwatch_t *w);
 
 /* ---- timers ---- */
 void petrel__timer_init(petrel__timer_t *t, petrel__timer_cb cb, void *data);

@@ -467,7 +467,10 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
         h2o_add_header_by_str(&h->pool, &h->res.headers, req->hdrs[i].name, req->hdrs[i].nlen, 1,
                               NULL, req->hdrs[i].value, req->hdrs[i].vlen);
     h2o_start_response(h, &gen);
-    h2o_send(h, bufs, nbufs, H2O_SEND_STATE_FINAL);
+    /* h2o's HTTP/1 writer does not drop the body of a HEAD response itself:
+     * keep Content-Length, send no bytes. */
+    bool head = h->method.len == 4 && memcmp(h->method.base, "HEAD", 4) == 0;
+    h2o_send(h, bufs, head ? 0 : nbufs, H2O_SEND_STATE_FINAL);
     double ms = (double)(petrel_now_ns() - req->start_ns) / 1e6;
     petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, status, ms,
                        req->w->index, NULL);

@@ -6,8 +6,9 @@
 #ifndef PETREL_ROUTER_INT_H
 #define PETREL_ROUTER_INT_H
 
-#include <jansson.h>
 #include <stdbool.h>
+
+#include <jansson.h>
 
 #include "petrel/route.h"
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,11 +101,44 @@ static void req_deadline_cb(petrel__timer_t *t)
         petrel_fiber_cancel(req->fiber);
 }
 
+/* HTTP/1: h2o stops reading while a request is handled, so it would notice a
+ * client that hung up only when writing the response. A waiting handler
+ * watches the socket for the peer's FIN instead and is cancelled at once. */
+static void req_on_hup(petrel__fdwatch_t *hw, uint32_t events)
+{
+    petrel_req_t *req = hw->data;
+    (void)events;
+    petrel__fdwatch_del(req->w->sched, hw);
+    req->client_gone = true;
+    if (req->fiber != NULL)
+        petrel_fiber_cancel(req->fiber);
+}
+
+static void req_first_park(petrel_fiber_t *f)
+{
+    petrel_req_t *req = f->user;
+    h2o_req_t *h = req->h2o;
+    if (h == NULL || h->version >= 0x200 || h->conn->callbacks->get_socket == NULL)
+        return;
+    h2o_socket_t *sock = h->conn->callbacks->get_socket(h->conn);
+    if (sock == NULL)
+        return;
+    req->hup.cb = req_on_hup;
+    req->hup.data = req;
+    (void)petrel__fdwatch_add(req->w->sched, &req->hup, h2o_socket_get_fd(sock), EPOLLRDHUP);
+}
+
 static void req_fiber_done(void *arg)
 {
     petrel_req_t *req = arg;
     struct worker *w = req->w;
     petrel__timer_stop(w->sched, &req->deadline);
+    petrel__fdwatch_del(w->sched, &req->hup);
+    if (req->client_gone && req->h2o != NULL && !req->responded) {
+        /* Nobody will read it; writing it lets h2o notice the closed socket
+         * and free the connection. */
+        petrel__req_send_error(req, 499, "Client Closed Request");
+    }
     if (!req->responded && req->h2o == NULL) {
         /* The client left before we answered: log it as nginx's 499. */
         double ms = (double)(petrel_now_ns() - req->start_ns) / 1e6;
@@ -236,8 +270,9 @@ static void send_inline_json(h2o_req_t *h, int status, const char *body, size_t 
         h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("allow"), 0, NULL, allow,
                               strlen(allow));
     h2o_iovec_t buf = h2o_iovec_init(body, len);
+    bool head = h->method.len == 4 && memcmp(h->method.base, "HEAD", 4) == 0;
     h2o_start_response(h, &gen);
-    h2o_send(h, &buf, 1, H2O_SEND_STATE_FINAL);
+    h2o_send(h, &buf, head ? 0 : 1, H2O_SEND_STATE_FINAL);
 }
 
 static void send_inline_detail(struct worker *w, h2o_req_t *h, int status, json_t *detail,
@@ -261,6 +296,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     petrel_server_t *srv = w->srv;
     size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
     int64_t start = petrel_now_ns();
+
+    /* h2o's own cap (H2O_MAX_REQLEN, ~417 KB) is far above what a JSON API
+     * should accept; enforce ours like h11 (16 KB) does. */
+    size_t hbytes = h->method.len + h->path.len;
+    for (size_t i = 0; i < h->headers.size && hbytes <= (size_t)srv->conf.max_header_bytes; i++)
+        hbytes += h->headers.entries[i].name->len + h->headers.entries[i].value.len + 4;
+    if (hbytes > (size_t)srv->conf.max_header_bytes) {
+        h->http1_is_persistent = 0;
+        send_inline_detail(w, h, 431, json_string("Request Header Fields Too Large"), NULL);
+        return 0;
+    }
 
     petrel_req_t *req = petrel_xcalloc(1, sizeof(*req));
     h2o_mem_init_pool(&req->arena);
@@ -317,8 +363,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         petrel__timer_start(w->sched, &req->deadline, tmo);
 
     atomic_fetch_add(&w->inflight, 1);
+    req->hup.fd = -1;
     req->fiber = petrel__fiber_new(w->sched, request_main, req);
     req->fiber->user = req;
+    req->fiber->first_park_cb = req_first_park;
     /* Run the handler at once while its data is hot in cache, unless we are
      * already inside a fiber (h2o can start a pipelined request from a send). */
     if (petrel_fiber_current() == NULL)
@@ -667,6 +715,12 @@ static void server_free(petrel_server_t *srv)
         if (w->loop == NULL)
             continue;
         if (w->queue != NULL) {
+            /* A poke sent after the worker saw its stop flag is never read. */
+            while (!h2o_linklist_is_empty(&w->receiver._messages)) {
+                h2o_linklist_t *node = w->receiver._messages.next;
+                h2o_linklist_unlink(node);
+                free(H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, node));
+            }
             h2o_multithread_unregister_receiver(w->queue, &w->receiver);
             h2o_multithread_destroy_queue(w->queue);
         }

@@ -46,6 +46,7 @@ struct server_conf {
     int workers;
     int64_t max_connections;
     int64_t max_body_bytes;
+    int64_t max_header_bytes;
     int64_t request_timeout_ms;
     int64_t io_timeout_ms;
     int64_t keepalive_timeout_ms;
@@ -146,6 +147,8 @@ struct petrel_req {
     bool raw_body_copied;
     int64_t start_ns;
     petrel__timer_t deadline;
+    petrel__fdwatch_t hup; /* HTTP/1: notices a client that hangs up mid-handler */
+    bool client_gone;
 };
 
 /* req.c */
