@@ -345,6 +345,7 @@ test_all() {
         export PETREL_TEST_DATABASE_URL="$PETREL_DATABASE_URL"
         export_database_url
         export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+        export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0}"
         export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
         for dir in "${dirs[@]}"; do
             run_build_tests "$dir" "$LOGDIR"

@@ -681,6 +681,7 @@ static void *control_main(void *arg)
 
     petrel__log_flush();
     petrel__sched_free(srv->control_sched);
+    h2o_evloop_run(srv->control_loop, 0);
     h2o_evloop_destroy(srv->control_loop);
     pthread_mutex_lock(&srv->mu);
     srv->stop_result = result;
@@ -731,6 +732,9 @@ static void server_free(petrel_server_t *srv)
         h2o_context_dispose(&w->ctx);
         if (w->sched != NULL)
             petrel__sched_free(w->sched);
+        /* h2o frees closed sockets on the next loop runs; give it those. */
+        for (int k = 0; k < 3; k++)
+            h2o_evloop_run(w->loop, 0);
         h2o_evloop_destroy(w->loop);
     }
     for (int i = 0; i < srv->nworkers; i++)
