@@ -27,6 +27,8 @@ void petrel_app_free(petrel_app_t *app)
     free(app->routes);
     free(app->startup);
     free(app->shutdown);
+    free(app->wstart);
+    free(app->wstop);
     petrel_config_free(app->cfg);
     free(app);
 }
@@ -72,6 +74,29 @@ void petrel_app_on_startup(petrel_app_t *app, petrel_hook_cb cb, void *arg)
 void petrel_app_on_shutdown(petrel_app_t *app, petrel_hook_cb cb, void *arg)
 {
     hook_push(&app->shutdown, &app->nshutdown, cb, arg);
+}
+
+static void whook_push(struct worker_hook **v, size_t *n, petrel_worker_hook_cb cb, void *arg)
+{
+    *v = petrel_xrealloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[*n].cb = cb;
+    (*v)[*n].arg = arg;
+    (*n)++;
+}
+
+void petrel_app_on_worker_start(petrel_app_t *app, petrel_worker_hook_cb cb, void *arg)
+{
+    whook_push(&app->wstart, &app->nwstart, cb, arg);
+}
+
+void petrel_app_on_worker_stop(petrel_app_t *app, petrel_worker_hook_cb cb, void *arg)
+{
+    whook_push(&app->wstop, &app->nwstop, cb, arg);
+}
+
+int petrel_app_workers(const petrel_app_t *app)
+{
+    return app->server != NULL ? app->server->nworkers : 0;
 }
 
 petrel_config_t *petrel_app_config(petrel_app_t *app)

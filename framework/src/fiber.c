@@ -44,6 +44,8 @@ struct petrel__sched {
     int epfd;              /* aux epoll for fd waits, -1 until first use */
     h2o_socket_t *ep_sock; /* ep fd wrapped for the h2o loop */
     h2o_evloop_t *loop;
+    h2o_multithread_queue_t *queue; /* cross-thread posts */
+    h2o_multithread_receiver_t receiver;
     const void *asan_loop_bottom; /* loop stack bounds, learnt on first switch */
     size_t asan_loop_size;
 #if !defined(PETREL_CTX_ASM)
@@ -52,6 +54,13 @@ struct petrel__sched {
 };
 
 static __thread petrel__sched_t *tl_sched;
+
+struct post_msg {
+    h2o_multithread_message_t super;
+    void (*cb)(void *arg);
+    void *arg;
+};
+
 
 /* ------------------------------------------------------------------ */
 /* timers: a binary min-heap keyed by deadline                          */
@@ -445,6 +454,17 @@ void petrel__sched_free(petrel__sched_t *s)
         s->pool = f->next_free;
         fiber_unmap(f);
     }
+    if (s->queue != NULL) {
+        /* Posts that arrived after the loop stopped are dropped, never run. */
+        while (!h2o_linklist_is_empty(&s->receiver._messages)) {
+            struct post_msg *m =
+                H2O_STRUCT_FROM_MEMBER(struct post_msg, super.link, s->receiver._messages.next);
+            h2o_linklist_unlink(&m->super.link);
+            free(m);
+        }
+        h2o_multithread_unregister_receiver(s->queue, &s->receiver);
+        h2o_multithread_destroy_queue(s->queue);
+    }
     if (s->ep_sock != NULL) {
         h2o_socket_read_stop(s->ep_sock);
         h2o_socket_close(s->ep_sock); /* closes epfd */
@@ -462,9 +482,32 @@ petrel__sched_t *petrel__sched_current(void)
     return tl_sched;
 }
 
+static void sched_on_posts(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
+{
+    (void)recv;
+    while (!h2o_linklist_is_empty(messages)) {
+        struct post_msg *m = H2O_STRUCT_FROM_MEMBER(struct post_msg, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        m->cb(m->arg);
+        free(m);
+    }
+}
+
 void petrel__sched_attach_loop(petrel__sched_t *s, void *h2o_loop)
 {
     s->loop = h2o_loop;
+    s->queue = h2o_multithread_create_queue(s->loop);
+    h2o_multithread_register_receiver(s->queue, &s->receiver, sched_on_posts);
+}
+
+void petrel__sched_post(petrel__sched_t *s, void (*cb)(void *arg), void *arg)
+{
+    PETREL_ASSERT(s->queue != NULL);
+    /* calloc leaves the link unlinked, which h2o asserts on send. */
+    struct post_msg *m = petrel_xcalloc(1, sizeof(*m));
+    m->cb = cb;
+    m->arg = arg;
+    h2o_multithread_send_message(&s->receiver, &m->super);
 }
 
 int32_t petrel__sched_wait_ms(petrel__sched_t *s, int32_t max_ms)

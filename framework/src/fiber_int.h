@@ -85,6 +85,19 @@ void petrel__sched_free(petrel__sched_t *s);
 petrel__sched_t *petrel__sched_current(void);
 /** Binds the scheduler's fd waits to an h2o evloop (struct st_h2o_evloop_t *). */
 void petrel__sched_attach_loop(petrel__sched_t *s, void *h2o_loop);
+/**
+ * Runs cb(arg) on the thread that owns scheduler `s`, from its loop context (thread-safe; the
+ * call never blocks). Used to wake fibers of another worker (process-wide semaphores, queues,
+ * pools). Requires the scheduler to be attached to a loop. The callback must not assume the
+ * fiber it targets still waits: check a generation or state first.
+ */
+void petrel__sched_post(petrel__sched_t *s, void (*cb)(void *arg), void *arg);
+/** The scheduler a fiber belongs to. */
+static inline petrel__sched_t *petrel__fiber_sched(const petrel_fiber_t *f)
+{
+    return f->sched;
+}
+
 /** Milliseconds until the earliest timer (0 when fibers are ready), capped at max_ms. */
 int32_t petrel__sched_wait_ms(petrel__sched_t *s, int32_t max_ms);
 /** Fires due timers and runs every ready fiber until none is ready. Returns how many ran. */

@@ -27,6 +27,11 @@
 
 static __thread struct worker *tl_worker;
 
+int petrel_worker_index(void)
+{
+    return tl_worker != NULL ? tl_worker->index : -1;
+}
+
 const char *petrel__current_request_id(void)
 {
     petrel_fiber_t *f = petrel_fiber_current();
@@ -415,6 +420,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
+static void worker_hooks_fiber(void *arg);
+
 static void worker_on_message(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
 {
     struct worker *w = H2O_STRUCT_FROM_MEMBER(struct worker, receiver, recv);
@@ -430,6 +437,11 @@ static void worker_on_message(h2o_multithread_receiver_t *recv, h2o_linklist_t *
         /* Idle keep-alive connections are closed, busy ones after their response. */
         h2o_context_request_shutdown(&w->ctx);
     }
+    if (atomic_load(&w->run_hooks) != 0 && !atomic_load(&w->hooks_done) && !w->hooks_running) {
+        w->hooks_running = true;
+        petrel_fiber_t *f = petrel__fiber_new(w->sched, worker_hooks_fiber, w);
+        petrel__fiber_schedule(f);
+    }
     if (atomic_exchange(&w->cancel_all, 0)) {
         for (h2o_linklist_t *n = w->reqs.next; n != &w->reqs; n = n->next) {
             petrel_req_t *req = H2O_STRUCT_FROM_MEMBER(petrel_req_t, link, n);
@@ -437,6 +449,30 @@ static void worker_on_message(h2o_multithread_receiver_t *recv, h2o_linklist_t *
                 petrel_fiber_cancel(req->fiber);
         }
     }
+}
+
+static void worker_hooks_fiber(void *arg)
+{
+    struct worker *w = arg;
+    petrel_app_t *app = w->srv->app;
+    int rc = 0;
+    if (atomic_load(&w->run_hooks) == 1) {
+        for (size_t i = 0; i < app->nwstart && rc == 0; i++) {
+            rc = app->wstart[i].cb(app, w->index, app->wstart[i].arg);
+            if (rc != 0)
+                snprintf(w->srv->err, sizeof(w->srv->err), "worker %d: start hook %zu failed: %s",
+                         w->index, i + 1, petrel_strerror(rc));
+        }
+    } else {
+        for (size_t i = app->nwstop; i-- > 0;) {
+            int r = app->wstop[i].cb(app, w->index, app->wstop[i].arg);
+            if (r != 0)
+                petrel_log(PETREL_LOG_WARN, "worker %d: stop hook %zu failed: %s", w->index, i + 1,
+                           petrel_strerror(r));
+        }
+    }
+    w->hooks_rc = rc;
+    atomic_store(&w->hooks_done, 1);
 }
 
 static void worker_poke(struct worker *w)
@@ -627,6 +663,31 @@ static void control_sleep(petrel_server_t *srv, int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Runs worker start (1) or stop (2) hooks on every worker's own loop and waits. */
+static int control_worker_hooks(petrel_server_t *srv, int which)
+{
+    petrel_app_t *app = srv->app;
+    if ((which == 1 ? app->nwstart : app->nwstop) == 0)
+        return 0;
+    for (int i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        atomic_store(&w->hooks_done, 0);
+        w->hooks_running = false;
+        atomic_store(&w->run_hooks, which);
+        worker_poke(w);
+    }
+    int rc = 0;
+    for (int i = 0; i < srv->nworkers; i++) {
+        while (!atomic_load(&srv->workers[i].hooks_done))
+            control_sleep(srv, 1);
+        if (srv->workers[i].hooks_rc != 0 && rc == 0)
+            rc = srv->workers[i].hooks_rc;
+    }
+    for (int i = 0; i < srv->nworkers; i++)
+        atomic_store(&srv->workers[i].run_hooks, 0);
+    return rc;
+}
+
 static void *control_main(void *arg)
 {
     petrel_server_t *srv = arg;
@@ -635,6 +696,9 @@ static void *control_main(void *arg)
     petrel__sched_attach_loop(srv->control_sched, srv->control_loop);
 
     int rc = control_run_hooks(srv, true);
+    bool app_started = rc == 0;
+    if (rc == 0)
+        rc = control_worker_hooks(srv, 1);
     pthread_mutex_lock(&srv->mu);
     srv->startup_done = rc == 0 ? 1 : -1;
     if (rc == 0)
@@ -670,13 +734,15 @@ static void *control_main(void *arg)
         /* Give the last responses a moment to leave before loops stop. */
         control_sleep(srv, 20);
     }
+    if (app_started)
+        control_worker_hooks(srv, 2);
     for (int i = 0; i < srv->nworkers; i++) {
         atomic_store(&srv->workers[i].stop, 1);
         worker_poke(&srv->workers[i]);
     }
     for (int i = 0; i < srv->nworkers; i++)
         pthread_join(srv->workers[i].thread, NULL);
-    if (rc == 0)
+    if (app_started)
         control_run_hooks(srv, false);
 
     petrel__log_flush();

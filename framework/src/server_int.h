@@ -21,12 +21,19 @@ struct hook {
     void *arg;
 };
 
+struct worker_hook {
+    petrel_worker_hook_cb cb;
+    void *arg;
+};
+
 struct petrel_app {
     const char *title, *version;
     const petrel_route_t **routes;
     size_t nroutes, routes_cap;
     struct hook *startup, *shutdown;
     size_t nstartup, nshutdown;
+    struct worker_hook *wstart, *wstop;
+    size_t nwstart, nwstop;
     petrel_config_t *cfg;
     void *state;
     petrel_server_t *server; /* running server, or NULL */
@@ -75,6 +82,10 @@ struct worker {
     _Atomic int stop; /* loop exits when set */
     _Atomic int close_listener;
     _Atomic int cancel_all;
+    _Atomic int run_hooks;  /* 1: run worker start hooks, 2: run worker stop hooks */
+    _Atomic int hooks_done; /* set when the requested hooks finished */
+    int hooks_rc;
+    bool hooks_running;
     _Atomic long inflight; /* request fibers alive on this worker */
     _Atomic long conns;    /* client connections open on this worker */
     bool abandoned;        /* connections outlived the stop grace: the loop is kept */

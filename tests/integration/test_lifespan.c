@@ -276,3 +276,78 @@ Test(lifespan, stop_drains_in_flight_requests_before_shutdown_hooks, .timeout = 
     cr_assert_str_eq(log, "ra", "request and shutdown hook ran as %s", log);
     petrel_app_free(app);
 }
+
+/* ---- per-worker hooks ---- */
+static atomic_int wstart_mask, wstop_mask, wstart_wrong_thread, wstart_after_app;
+static atomic_int app_started_flag;
+
+static int app_start_flag_cb(petrel_app_t *a, void *arg)
+{
+    (void)a;
+    (void)arg;
+    atomic_store(&app_started_flag, 1);
+    return 0;
+}
+
+static int wstart_cb(petrel_app_t *a, int worker, void *arg)
+{
+    (void)a;
+    (void)arg;
+    if (petrel_worker_index() != worker)
+        atomic_fetch_add(&wstart_wrong_thread, 1);
+    if (!atomic_load(&app_started_flag))
+        atomic_fetch_add(&wstart_after_app, 1);
+    /* may await, on the worker's own loop */
+    if (petrel_sleep(20) != 0)
+        return PETREL_ECANCELED;
+    atomic_fetch_or(&wstart_mask, 1 << worker);
+    return 0;
+}
+
+static int wstop_cb(petrel_app_t *a, int worker, void *arg)
+{
+    (void)a;
+    (void)arg;
+    if (petrel_worker_index() == worker)
+        atomic_fetch_or(&wstop_mask, 1 << worker);
+    return 0;
+}
+
+Test(lifespan, worker_hooks_run_once_per_worker_on_its_own_loop, .timeout = 30)
+{
+    petrel_app_t *app = new_app();
+    petrel_app_on_startup(app, app_start_flag_cb, NULL);
+    petrel_app_on_worker_start(app, wstart_cb, NULL);
+    petrel_app_on_worker_stop(app, wstop_cb, NULL);
+    const char *const three[] = {"server.workers=3", NULL};
+    petrel_testclient_t *tc = petrel_test_start(app, NULL, three);
+    cr_assert_not_null(tc);
+    cr_assert_eq(petrel_app_workers(app), 3);
+    cr_assert_eq(atomic_load(&wstart_mask), 7, "start hooks ran on workers mask %d",
+                 atomic_load(&wstart_mask));
+    cr_assert_eq(atomic_load(&wstart_wrong_thread), 0);
+    cr_assert_eq(atomic_load(&wstart_after_app), 0, "a worker hook ran before app startup");
+    cr_assert_eq(atomic_load(&wstop_mask), 0);
+    cr_assert_eq(petrel_worker_index(), -1);
+    petrel_test_stop(tc);
+    cr_assert_eq(atomic_load(&wstop_mask), 7, "stop hooks ran on workers mask %d",
+                 atomic_load(&wstop_mask));
+    petrel_app_free(app);
+}
+
+static int wstart_fail_cb(petrel_app_t *a, int worker, void *arg)
+{
+    (void)a;
+    (void)arg;
+    return worker == 1 ? PETREL_ECONNREFUSED : 0;
+}
+
+Test(lifespan, failing_worker_start_hook_makes_start_fail, .timeout = 30)
+{
+    petrel_app_t *app = new_app();
+    petrel_app_on_worker_start(app, wstart_fail_cb, NULL);
+    const char *const two[] = {"server.workers=2", NULL};
+    petrel_testclient_t *tc = petrel_test_start(app, NULL, two);
+    cr_assert_null(tc);
+    petrel_app_free(app);
+}

@@ -4,7 +4,9 @@
  * floating-point control state across switches.
  */
 #include <fenv.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -287,3 +289,36 @@ Test(fiber, stack_overflow_hits_the_guard_page, .signal = SIGSEGV)
     petrel__sched_run(sched);
 }
 #endif
+
+/* ---- cross-thread posts ---- */
+
+static atomic_int posted_on_loop_thread;
+static pthread_t loop_thread;
+
+static void on_post(void *arg)
+{
+    if (pthread_equal(pthread_self(), loop_thread))
+        atomic_fetch_add(&posted_on_loop_thread, (int)(intptr_t)arg);
+}
+
+static void *poster(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++)
+        petrel__sched_post(sched, on_post, (void *)(intptr_t)1);
+    return NULL;
+}
+
+Test(fiber, posts_from_other_threads_run_on_the_loop_thread)
+{
+    loop_thread = pthread_self();
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, poster, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    int64_t end = petrel_now_ms() + 2000;
+    while (atomic_load(&posted_on_loop_thread) < 400 && petrel_now_ms() < end)
+        h2o_evloop_run(loop, 10);
+    cr_assert_eq(atomic_load(&posted_on_loop_thread), 400);
+}

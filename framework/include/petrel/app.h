@@ -33,6 +33,21 @@ PETREL_API PETREL_NODISCARD int petrel_app_add_routes(petrel_app_t *app,
  * run in reverse order after the last request. */
 PETREL_API void petrel_app_on_startup(petrel_app_t *app, petrel_hook_cb cb, void *arg);
 PETREL_API void petrel_app_on_shutdown(petrel_app_t *app, petrel_hook_cb cb, void *arg);
+/** A per-worker hook: runs on worker `worker`'s own loop, on a fiber (it may await). Use it for
+ * resources that belong to one event loop (database connections, client sockets). */
+typedef int (*petrel_worker_hook_cb)(petrel_app_t *app, int worker, void *arg);
+/** Worker start hooks run in order on every worker after the app's startup hooks and before the
+ * app is ready; a non-zero return aborts startup. Worker stop hooks run in reverse order on
+ * every worker after the drain, before the app's shutdown hooks. */
+PETREL_API void petrel_app_on_worker_start(petrel_app_t *app, petrel_worker_hook_cb cb, void *arg);
+PETREL_API void petrel_app_on_worker_stop(petrel_app_t *app, petrel_worker_hook_cb cb, void *arg);
+/** Index (0-based) of the worker thread the caller runs on; -1 elsewhere (control thread,
+ * other threads). */
+PETREL_API int petrel_worker_index(void);
+/** Number of worker threads of the app's running server (0 when not serving). Limits that are
+ * per-loop by nature (database connections) are split across this many workers. */
+PETREL_API int petrel_app_workers(const petrel_app_t *app);
+
 /** The app's configuration (declare app keys on it before loading). Borrowed. */
 PETREL_API petrel_config_t *petrel_app_config(petrel_app_t *app);
 /** App-wide user state for handlers (FastAPI's app.state). */
