@@ -5,6 +5,8 @@
  */
 #include <petrel/petrel.h>
 
+#include "app.h"
+
 /* GET /json: TechEmpower JSON serialisation test. */
 static int hello_json(petrel_req_t *req)
 {
@@ -47,6 +49,7 @@ int main(int argc, char **argv)
     petrel_app_t *app = petrel_app_new("petrel-app", PETREL_VERSION);
     if (petrel_app_add_routes(app, core_routes, sizeof(core_routes) / sizeof(core_routes[0])) != 0)
         return 2;
+    /* module inits: one line each */
     int rc = petrel_app_main(app, argc, argv, NULL);
     petrel_app_free(app);
     return rc;
