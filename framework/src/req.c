@@ -5,6 +5,7 @@
  * Content-Length, so a body is written once and never copied.
  */
 #include <arpa/inet.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,6 +348,240 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* ---- JSON text ---- */
+
+size_t petrel_float_repr(double d, char *buf, size_t len)
+{
+    return petrel__float_repr(d, buf, len);
+}
+
+/* Buffers small writes so the callback sees few, larger pieces. */
+struct jout {
+    json_dump_callback_t cb;
+    void *data;
+    size_t n;
+    int rc;
+    char buf[512];
+};
+
+static void jout_flush(struct jout *o)
+{
+    if (o->n > 0 && o->rc == 0 && o->cb(o->buf, o->n, o->data) != 0)
+        o->rc = PETREL_EINVAL;
+    o->n = 0;
+}
+
+static void jout_put(struct jout *o, const char *s, size_t len)
+{
+    if (len > sizeof(o->buf) - o->n) {
+        jout_flush(o);
+        if (len > sizeof(o->buf)) {
+            if (o->rc == 0 && o->cb(s, len, o->data) != 0)
+                o->rc = PETREL_EINVAL;
+            return;
+        }
+    }
+    memcpy(o->buf + o->n, s, len);
+    o->n += len;
+}
+
+/* A string as Python's json.dumps(ensure_ascii=False) writes it: only '"', '\\' and the C0
+ * controls are escaped, the latter as \n-style pairs or \u00xx with lowercase hex
+ * (jansson writes uppercase). */
+static void jout_string(struct jout *o, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+    jout_put(o, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        size_t elen = 2;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        jout_put(o, s + run, i - run);
+        run = i + 1;
+        esc[0] = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[1] = (char)c;
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        jout_put(o, esc, elen);
+    }
+    jout_put(o, s + run, len - run);
+    jout_put(o, "\"", 1);
+}
+
+/* Writes a scalar, or the opening bracket of a container (returns true then). */
+static bool jout_open(struct jout *o, const json_t *j)
+{
+    char num[PETREL__FLOAT_REPR_MAX];
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        jout_put(o, "{", 1);
+        return true;
+    case JSON_ARRAY:
+        jout_put(o, "[", 1);
+        return true;
+    case JSON_STRING:
+        jout_string(o, json_string_value(j), json_string_length(j));
+        return false;
+    case JSON_INTEGER: {
+        int w = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        jout_put(o, num, (size_t)w);
+        return false;
+    }
+    case JSON_REAL: {
+        double d = json_real_value(j);
+        if (isnan(d) || isinf(d)) { /* json.dumps(allow_nan=False) refuses these too */
+            o->rc = PETREL_EINVAL;
+            return false;
+        }
+        size_t w = petrel__float_repr(d, num, sizeof(num));
+        jout_put(o, num, w);
+        return false;
+    }
+    case JSON_TRUE:
+        jout_put(o, "true", 4);
+        return false;
+    case JSON_FALSE:
+        jout_put(o, "false", 5);
+        return false;
+    default:
+        jout_put(o, "null", 4);
+        return false;
+    }
+}
+
+/* Far above jansson's parse limit (2048), so a 422 echoing a parsed body always fits. */
+#define JOUT_MAX_DEPTH 65536
+
+/* jansson's iterator API takes a mutable object although iterating never changes it. */
+static json_t *jout_mut(const json_t *j)
+{
+    return (json_t *)(uintptr_t)j;
+}
+
+/* One open container: arrays walk by index, objects by jansson's insertion-ordered iterator. */
+struct jframe {
+    const json_t *j;
+    void *iter;
+    size_t idx;
+};
+
+int petrel_json_dump(const json_t *json, json_dump_callback_t cb, void *data)
+{
+    /* Iterative: handlers run on small fiber stacks and may send back deep documents. */
+    struct jout *o = petrel_xmalloc(sizeof(*o));
+    struct jframe *st = NULL;
+    size_t depth = 0, cap = 0;
+    o->cb = cb;
+    o->data = data;
+    o->n = 0;
+    o->rc = 0;
+    const json_t *next = json != NULL ? json : json_null();
+    while (o->rc == 0) {
+        if (next != NULL) {
+            if (jout_open(o, next)) {
+                if (depth == JOUT_MAX_DEPTH) {
+                    o->rc = PETREL_ETOOBIG;
+                    break;
+                }
+                if (depth == cap) {
+                    cap = cap ? cap * 2 : 16;
+                    st = petrel_xrealloc(st, cap * sizeof(*st));
+                }
+                st[depth++] = (struct jframe){
+                    next, json_is_object(next) ? json_object_iter(jout_mut(next)) : NULL, 0};
+            }
+            next = NULL;
+        }
+        if (depth == 0)
+            break;
+        struct jframe *f = &st[depth - 1];
+        if (json_is_array(f->j)) {
+            if (f->idx < json_array_size(f->j)) {
+                if (f->idx > 0)
+                    jout_put(o, ",", 1);
+                next = json_array_get(f->j, f->idx++);
+                continue;
+            }
+            jout_put(o, "]", 1);
+        } else {
+            if (f->iter != NULL) {
+                if (f->idx++ > 0)
+                    jout_put(o, ",", 1);
+                const char *k = json_object_iter_key(f->iter);
+                jout_string(o, k, json_object_iter_key_len(f->iter));
+                jout_put(o, ":", 1);
+                next = json_object_iter_value(f->iter);
+                f->iter = json_object_iter_next(jout_mut(f->j), f->iter);
+                continue;
+            }
+            jout_put(o, "}", 1);
+        }
+        depth--;
+    }
+    jout_flush(o);
+    int rc = o->rc;
+    free(o);
+    free(st);
+    return rc;
+}
+
+struct jbuf {
+    char *p;
+    size_t n, cap;
+};
+
+static int dumps_cb(const char *buf, size_t size, void *data)
+{
+    struct jbuf *b = data;
+    if (b->n + size + 1 > b->cap) {
+        while (b->n + size + 1 > b->cap)
+            b->cap = b->cap ? b->cap * 2 : 256;
+        b->p = petrel_xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, buf, size);
+    b->n += size;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+char *petrel_json_dumps(const json_t *json, size_t *len)
+{
+    struct jbuf b = {NULL, 0, 0};
+    if (petrel_json_dump(json, dumps_cb, &b) != 0) {
+        free(b.p);
+        return NULL;
+    }
+    if (len != NULL)
+        *len = b.n;
+    return b.p;
+}
+
 /* jansson's dump callback appending into h2o pool chunks that become the
  * iovecs handed to h2o_send: serialised once, never copied. */
 struct dumpbuf {
@@ -386,9 +621,7 @@ static int set_json(petrel_req_t *req, int status, json_t *body)
         return 0;
     }
     struct dumpbuf d = {.pool = &req->h2o->pool};
-    int rc = body != NULL ? json_dump_callback(body, dump_cb, &d,
-                                               JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
-                          : dump_cb("null", 4, &d);
+    int rc = petrel_json_dump(body, dump_cb, &d);
     json_decref(body);
     if (rc != 0)
         return petrel_set_error(req, PETREL_ETOOBIG, "response body too large to serialise");

@@ -78,6 +78,16 @@ petrel__vplan_t *petrel__vplan_new(const petrel_route_t *route, const petrel_fie
                                    size_t nargs, char *err, size_t errlen);
 void petrel__vplan_free(petrel__vplan_t *p);
 
+/** Python's repr(float) of d: the shortest digits that round-trip, "42.0", "0.1", "1e+16",
+ * "1e-05", "-0.0" ("inf"/"nan" for non-finite values). Writes at most len bytes (NUL
+ * included) into out; returns the full length. PETREL__FLOAT_REPR_MAX always suffices. */
+#define PETREL__FLOAT_REPR_MAX 32
+size_t petrel__float_repr(double d, char *out, size_t len);
+/** Rust's f64 Display of d, as pydantic-core prints float bounds in messages: the shortest
+ * round-trip digits, never an exponent, no ".0" ("3", "0.5", "100000000000000000000"). */
+#define PETREL__FLOAT_FIXED_MAX 400
+size_t petrel__float_fixed(double d, char *out, size_t len);
+
 /** Percent-decodes `src` into dst (capacity >= len + 1); `plus` turns '+' into ' ' (query).
  * Returns the decoded length. Invalid escapes are kept literally. */
 size_t petrel__pct_decode(char *dst, const char *src, size_t len, bool plus);

@@ -284,10 +284,15 @@ static void send_inline_detail(struct worker *w, h2o_req_t *h, int status, json_
                                const char *allow)
 {
     json_t *doc = json_pack("{s:o}", "detail", detail);
-    size_t n = json_dumpb(doc, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    char *buf = h2o_mem_alloc_pool(&h->pool, n);
-    json_dumpb(doc, buf, n, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    size_t n = 0;
+    /* The same serialiser as handler responses: a 422 echoing a float input prints it as
+     * Python would. */
+    char *text = petrel_json_dumps(doc, &n);
     json_decref(doc);
+    PETREL_ASSERT(text != NULL);
+    char *buf = h2o_mem_alloc_pool(&h->pool, n ? n : 1);
+    memcpy(buf, text, n);
+    free(text);
     send_inline_json(h, status, buf, n, allow);
     const char *m = h->method.base;
     size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;

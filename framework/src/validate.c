@@ -32,7 +32,8 @@
 enum { B_LE, B_LT, B_GE, B_GT, B_COUNT }; /* pydantic-core's check order */
 
 struct bound {
-    const char *text; /* as written, for the message */
+    const char *text; /* as pydantic-core prints it, for the message */
+    char *owned;      /* text, when it had to be reformatted (float fields) */
     json_t *val;      /* parsed, for ctx */
     bool is_int;
     int64_t i;
@@ -73,8 +74,10 @@ struct vctx {
 static void validate_field_dispose(struct vfield *v)
 {
     json_decref(v->dflt);
-    for (int i = 0; i < B_COUNT; i++)
+    for (int i = 0; i < B_COUNT; i++) {
         json_decref(v->b[i].val);
+        free(v->b[i].owned);
+    }
     free(v->expected);
     free(v->alias);
     if (v->items != NULL) {
@@ -141,6 +144,17 @@ static int validate_compile(struct vfield *v, const petrel_field_t *f, int depth
         v->b[i].is_int = json_is_integer(j);
         v->b[i].i = json_is_integer(j) ? json_integer_value(j) : 0;
         v->b[i].d = json_number_value(j);
+        if (f->type == PETREL_T_FLOAT) {
+            /* pydantic-core keeps a float field's bounds as f64: Path(gt=3) on a float reports
+             * ctx {"gt": 3.0} and prints the bound with Rust's f64 Display ("3", "0.5"). */
+            char buf[PETREL__FLOAT_FIXED_MAX];
+            petrel__float_fixed(v->b[i].d, buf, sizeof(buf));
+            json_decref(v->b[i].val);
+            v->b[i].val = json_real(v->b[i].d);
+            v->b[i].is_int = false;
+            v->b[i].owned = petrel_xstrdup(buf);
+            v->b[i].text = v->b[i].owned;
+        }
     }
     if (f->enum_values != NULL && f->enum_values[0] != NULL)
         v->expected = validate_enum_expected(f->enum_values);
@@ -516,6 +530,119 @@ static bool validate_rust_float(const char *s, size_t len, double *out)
     pthread_once(&validate_locale_once, validate_locale_init);
     *out = strtod_l(buf, NULL, validate_c_locale);
     return true;
+}
+
+/* The shortest decimal digits that read back as d (finite): Python's repr() and Rust's
+ * Display both print these. Tries 1..17 significant digits, the first that round-trips
+ * wins; printf and strtod run in the C locale whatever the app set. Returns the digit
+ * count (trailing zeros dropped; "0" for zero) and the decimal exponent of the first
+ * digit in *exp10. */
+static int validate_float_digits(double d, char dig[24], int *exp10)
+{
+    char buf[48];
+    pthread_once(&validate_locale_once, validate_locale_init);
+    locale_t old = uselocale(validate_c_locale);
+    for (int prec = 0; prec <= 16; prec++) {
+        int w = snprintf(buf, sizeof(buf), "%.*e", prec, d);
+        PETREL_ASSERT(w > 0 && (size_t)w < sizeof(buf));
+        if (prec == 16 || strtod(buf, NULL) == d)
+            break;
+    }
+    uselocale(old);
+    int n = 0;
+    const char *p = buf[0] == '-' ? buf + 1 : buf;
+    for (; *p != 'e'; p++) {
+        if (*p >= '0' && *p <= '9')
+            dig[n++] = *p;
+    }
+    *exp10 = (int)strtol(p + 1, NULL, 10);
+    while (n > 1 && dig[n - 1] == '0')
+        n--;
+    dig[n] = '\0';
+    return n;
+}
+
+/* Writes the digits with the decimal point at decpt (digits before it), padding with
+ * zeros; `dot0` appends ".0" to an integral value. Returns the new offset. */
+static size_t validate_float_place(char *o, size_t off, const char *dig, int n, int decpt,
+                                   bool dot0)
+{
+    if (decpt <= 0) {
+        o[off++] = '0';
+        o[off++] = '.';
+        for (int k = 0; k < -decpt; k++)
+            o[off++] = '0';
+        memcpy(o + off, dig, (size_t)n);
+        return off + (size_t)n;
+    }
+    if (decpt < n) {
+        memcpy(o + off, dig, (size_t)decpt);
+        off += (size_t)decpt;
+        o[off++] = '.';
+        memcpy(o + off, dig + decpt, (size_t)(n - decpt));
+        return off + (size_t)(n - decpt);
+    }
+    memcpy(o + off, dig, (size_t)n);
+    off += (size_t)n;
+    for (int k = n; k < decpt; k++)
+        o[off++] = '0';
+    if (dot0) {
+        o[off++] = '.';
+        o[off++] = '0';
+    }
+    return off;
+}
+
+size_t petrel__float_repr(double d, char *out, size_t len)
+{
+    char tmp[PETREL__FLOAT_REPR_MAX], dig[24];
+    size_t off = 0;
+    int e;
+    if (isnan(d) || isinf(d)) {
+        off = (size_t)snprintf(tmp, sizeof(tmp), "%s", isnan(d) ? "nan" : d > 0 ? "inf" : "-inf");
+    } else {
+        int n = validate_float_digits(d, dig, &e);
+        if (signbit(d))
+            tmp[off++] = '-';
+        /* CPython's float_repr_style "short": exponent form outside 1e-4 <= |d| < 1e16. */
+        if (e < -4 || e >= 16) {
+            tmp[off++] = dig[0];
+            if (n > 1) {
+                tmp[off++] = '.';
+                memcpy(tmp + off, dig + 1, (size_t)n - 1);
+                off += (size_t)n - 1;
+            }
+            off += (size_t)snprintf(tmp + off, sizeof(tmp) - off, "e%c%02d", e < 0 ? '-' : '+',
+                                    e < 0 ? -e : e);
+        } else {
+            off = validate_float_place(tmp, off, dig, n, e + 1, true);
+        }
+    }
+    PETREL_ASSERT(off < sizeof(tmp));
+    tmp[off] = '\0';
+    if (len > 0)
+        snprintf(out, len, "%s", tmp);
+    return off;
+}
+
+size_t petrel__float_fixed(double d, char *out, size_t len)
+{
+    char tmp[PETREL__FLOAT_FIXED_MAX], dig[24];
+    size_t off = 0;
+    int e;
+    if (isnan(d) || isinf(d)) {
+        off = (size_t)snprintf(tmp, sizeof(tmp), "%s", isnan(d) ? "NaN" : d > 0 ? "inf" : "-inf");
+    } else {
+        int n = validate_float_digits(d, dig, &e);
+        if (signbit(d))
+            tmp[off++] = '-';
+        off = validate_float_place(tmp, off, dig, n, e + 1, false);
+    }
+    PETREL_ASSERT(off < sizeof(tmp));
+    tmp[off] = '\0';
+    if (len > 0)
+        snprintf(out, len, "%s", tmp);
+    return off;
 }
 
 /* str -> float as pydantic-core's str_as_float: the trimmed text, else the untrimmed text

@@ -258,11 +258,11 @@ Test(validation, numeric_bounds_in_query)
     expect_get_422("/search?q=abc&ratio=0",
                    "[{\"type\":\"greater_than\",\"loc\":[\"query\",\"ratio\"],"
                    "\"msg\":\"Input should be greater than 0\",\"input\":\"0\","
-                   "\"ctx\":{\"gt\":0}}]");
+                   "\"ctx\":{\"gt\":0.0}}]");
     expect_get_422("/search?q=abc&ratio=1.5",
                    "[{\"type\":\"less_than\",\"loc\":[\"query\",\"ratio\"],"
                    "\"msg\":\"Input should be less than 1\",\"input\":\"1.5\","
-                   "\"ctx\":{\"lt\":1}}]");
+                   "\"ctx\":{\"lt\":1.0}}]");
 }
 
 Test(validation, string_length_bounds_in_query)
@@ -359,7 +359,7 @@ Test(validation, body_bounds_and_lengths)
     expect_post_422("/items", "{\"name\":\"abc\",\"price\":0}",
                     "[{\"type\":\"greater_than\",\"loc\":[\"body\",\"price\"],"
                     "\"msg\":\"Input should be greater than 0\",\"input\":0,"
-                    "\"ctx\":{\"gt\":0}}]");
+                    "\"ctx\":{\"gt\":0.0}}]");
     expect_post_422("/items", "{\"name\":\"abc\",\"price\":1,\"qty\":-1}",
                     "[{\"type\":\"greater_than_equal\",\"loc\":[\"body\",\"qty\"],"
                     "\"msg\":\"Input should be greater than or equal to 0\",\"input\":-1,"
@@ -419,17 +419,18 @@ Test(validation, non_object_body_is_model_attributes_type)
 Test(validation, several_query_errors_in_declaration_order)
 {
     /* Declared q, limit, color, flag, ratio; given in another order. */
-    expect_get_422("/search?ratio=2&color=pink&limit=0",
-                   "[{\"type\":\"missing\",\"loc\":[\"query\",\"q\"],\"msg\":\"Field required\","
-                   "\"input\":null},"
-                   "{\"type\":\"greater_than_equal\",\"loc\":[\"query\",\"limit\"],"
-                   "\"msg\":\"Input should be greater than or equal to 1\",\"input\":\"0\","
-                   "\"ctx\":{\"ge\":1}},"
-                   "{\"type\":\"enum\",\"loc\":[\"query\",\"color\"],"
-                   "\"msg\":\"Input should be 'red', 'green' or 'blue'\",\"input\":\"pink\","
-                   "\"ctx\":{\"expected\":\"'red', 'green' or 'blue'\"}},"
-                   "{\"type\":\"less_than\",\"loc\":[\"query\",\"ratio\"],"
-                   "\"msg\":\"Input should be less than 1\",\"input\":\"2\",\"ctx\":{\"lt\":1}}]");
+    expect_get_422(
+        "/search?ratio=2&color=pink&limit=0",
+        "[{\"type\":\"missing\",\"loc\":[\"query\",\"q\"],\"msg\":\"Field required\","
+        "\"input\":null},"
+        "{\"type\":\"greater_than_equal\",\"loc\":[\"query\",\"limit\"],"
+        "\"msg\":\"Input should be greater than or equal to 1\",\"input\":\"0\","
+        "\"ctx\":{\"ge\":1}},"
+        "{\"type\":\"enum\",\"loc\":[\"query\",\"color\"],"
+        "\"msg\":\"Input should be 'red', 'green' or 'blue'\",\"input\":\"pink\","
+        "\"ctx\":{\"expected\":\"'red', 'green' or 'blue'\"}},"
+        "{\"type\":\"less_than\",\"loc\":[\"query\",\"ratio\"],"
+        "\"msg\":\"Input should be less than 1\",\"input\":\"2\",\"ctx\":{\"lt\":1.0}}]");
 }
 
 Test(validation, several_body_errors_in_schema_order)
@@ -440,7 +441,7 @@ Test(validation, several_body_errors_in_schema_order)
                     "\"ctx\":{\"min_length\":3}},"
                     "{\"type\":\"greater_than\",\"loc\":[\"body\",\"price\"],"
                     "\"msg\":\"Input should be greater than 0\",\"input\":0,"
-                    "\"ctx\":{\"gt\":0}},"
+                    "\"ctx\":{\"gt\":0.0}},"
                     "{\"type\":\"int_parsing\",\"loc\":[\"body\",\"qty\"],"
                     "\"msg\":\"Input should be a valid integer, unable to parse string as an "
                     "integer\",\"input\":\"x\"}]");

@@ -310,7 +310,9 @@ Test(validate, query_defaults_and_absent_optional)
     expect_params("{\"limit\":5,\"q\":\"x\",\"flag\":true,\"f\":2.0}");
 }
 
-Test(validate, numeric_bounds_messages_and_ctx_keep_declared_spelling)
+/* pydantic-core keeps an int field's bounds as ints and a float field's as f64: ctx holds
+ * 3 or 3.0 and the message prints the f64 with Rust's Display, so "3.0" reads "3". */
+Test(validate, numeric_bounds_take_the_field_type_in_ctx_and_message)
 {
     ADD(PETREL_ROUTE(GET, "/s", h_ok,
                      .query = {PETREL_Q_INT("a", .gt = "3"), PETREL_Q_FLOAT("b", .ge = "3.0"),
@@ -320,7 +322,7 @@ Test(validate, numeric_bounds_messages_and_ctx_keep_declared_spelling)
         "[{\"type\":\"greater_than\",\"loc\":[\"query\",\"a\"],\"msg\":\"Input should be greater "
         "than 3\",\"input\":\"3\",\"ctx\":{\"gt\":3}},{\"type\":\"greater_than_equal\",\"loc\":["
         "\"query\",\"b\"],\"msg\":\"Input should be greater than or equal to "
-        "3.0\",\"input\":\"2.5\",\"ctx\":{\"ge\":3.0}},{\"type\":\"less_than\",\"loc\":[\"query\","
+        "3\",\"input\":\"2.5\",\"ctx\":{\"ge\":3.0}},{\"type\":\"less_than\",\"loc\":[\"query\","
         "\"c\"],\"msg\":\"Input should be less than 0.5\",\"input\":\"0.5\",\"ctx\":{\"lt\":0.5}},{"
         "\"type\":\"less_than_equal\",\"loc\":[\"query\",\"d\"],\"msg\":\"Input should be less "
         "than or equal to 100\",\"input\":\"101\",\"ctx\":{\"le\":100}}]");
@@ -624,7 +626,7 @@ Test(validate, body_constraints_use_json_input)
         "[{\"type\":\"string_too_short\",\"loc\":[\"body\",\"name\"],\"msg\":\"String "
         "should have at least 1 character\",\"input\":\"\",\"ctx\":{\"min_length\":1}},{"
         "\"type\":\"greater_than\",\"loc\":[\"body\",\"price\"],\"msg\":\"Input should be "
-        "greater than 0\",\"input\":0,\"ctx\":{\"gt\":0}},{\"type\":\"greater_than_equal\","
+        "greater than 0\",\"input\":0,\"ctx\":{\"gt\":0.0}},{\"type\":\"greater_than_equal\","
         "\"loc\":[\"body\",\"qty\"],\"msg\":\"Input should be greater than or equal to "
         "0\",\"input\":-1,\"ctx\":{\"ge\":0}}]");
 }
@@ -758,4 +760,88 @@ Test(validate, works_without_a_compiled_plan)
     expect_errors(
         "[{\"type\":\"int_parsing\",\"loc\":[\"path\",\"item_id\"],\"msg\":\"Input should "
         "be a valid integer, unable to parse string as an integer\",\"input\":\"x\"}]");
+}
+
+/* ---- float text: Python's repr() for values, Rust's Display for bounds */
+
+Test(validate, float_repr_is_python_repr)
+{
+    static const struct {
+        double d;
+        const char *repr;
+    } cases[] = {
+        {42.0, "42.0"},
+        {42.5, "42.5"},
+        {0.1, "0.1"},
+        {0.3, "0.3"},
+        {0.1 + 0.2, "0.30000000000000004"},
+        {-1.0, "-1.0"},
+        {-0.0, "-0.0"},
+        {0.0, "0.0"},
+        {1e15, "1000000000000000.0"},
+        {1e16, "1e+16"},
+        {1.5e16, "1.5e+16"},
+        {123456789012345678.0, "1.2345678901234568e+17"},
+        {1e-4, "0.0001"},
+        {1e-5, "1e-05"},
+        {1.25e-7, "1.25e-07"},
+        {1e100, "1e+100"},
+        {5e-324, "5e-324"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {2.0 / 3.0, "0.6666666666666666"},
+        {100.0, "100.0"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[PETREL__FLOAT_REPR_MAX];
+        size_t n = petrel__float_repr(cases[i].d, buf, sizeof(buf));
+        cr_expect_str_eq(buf, cases[i].repr, "repr(%.17g)", cases[i].d);
+        cr_expect_eq(n, strlen(cases[i].repr));
+    }
+}
+
+Test(validate, float_fixed_is_rust_display)
+{
+    static const struct {
+        double d;
+        const char *text;
+    } cases[] = {
+        {3.0, "3"},          {0.0, "0"},       {-0.0, "-0"},
+        {0.5, "0.5"},        {0.1, "0.1"},     {1e20, "100000000000000000000"},
+        {1e-7, "0.0000001"}, {-2.25, "-2.25"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[PETREL__FLOAT_FIXED_MAX];
+        petrel__float_fixed(cases[i].d, buf, sizeof(buf));
+        cr_expect_str_eq(buf, cases[i].text, "display(%.17g)", cases[i].d);
+    }
+}
+
+/* FastAPI's tests/test_path.py: item_id: float = Path(gt=3) answers ctx {"gt": 3.0} while
+ * item_id: int = Path(gt=3) answers {"gt": 3}; both print "greater than 3". */
+Test(validate, path_float_bound_is_a_float_in_ctx)
+{
+    ADD(PETREL_ROUTE(GET, "/f/{item_id}", h_ok,
+                     .path_params = {PETREL_P("item_id", PETREL_T_FLOAT, .gt = "3", .lt = "0.1")}));
+    run("GET", "/f/2", NULL, NULL);
+    expect_errors(
+        "[{\"type\":\"less_than\",\"loc\":[\"path\",\"item_id\"],\"msg\":\"Input should be "
+        "less than 0.1\",\"input\":\"2\",\"ctx\":{\"lt\":0.1}}]");
+    run("GET", "/f/-1", NULL, NULL);
+    expect_errors(
+        "[{\"type\":\"greater_than\",\"loc\":[\"path\",\"item_id\"],\"msg\":\"Input should "
+        "be greater than 3\",\"input\":\"-1\",\"ctx\":{\"gt\":3.0}}]");
+}
+
+Test(validate, path_bool_param_from_path_params_type)
+{
+    ADD(PETREL_ROUTE(GET, "/b/{item_id}", h_ok,
+                     .path_params = {PETREL_P("item_id", PETREL_T_BOOL)}));
+    run("GET", "/b/YES", NULL, NULL);
+    expect_params("{\"item_id\":true}");
+    run("GET", "/b/off", NULL, NULL);
+    expect_params("{\"item_id\":false}");
+    run("GET", "/b/42.5", NULL, NULL);
+    expect_errors(
+        "[{\"type\":\"bool_parsing\",\"loc\":[\"path\",\"item_id\"],\"msg\":\"Input should "
+        "be a valid boolean, unable to interpret input\",\"input\":\"42.5\"}]");
 }

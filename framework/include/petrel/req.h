@@ -100,6 +100,29 @@ PETREL_API int petrel_error_json(petrel_req_t *req, int status, json_t *detail);
 /** Answers `status` with no body (204, 304). */
 PETREL_API int petrel_empty(petrel_req_t *req, int status);
 
+/* ---- JSON text, as petrel sends it ---- */
+
+/**
+ * Serialises `json` exactly as petrel answers (and as Starlette's JSONResponse, i.e.
+ * Python's json.dumps(ensure_ascii=False, separators=(",", ":")), would): compact, object
+ * keys in insertion order, UTF-8 unescaped, only '"', '\\' and C0 controls escaped (as
+ * \n-style pairs or \u00xx, lowercase hex), integers in decimal and reals as Python's
+ * repr(): the shortest digits that round-trip, so 0.1 is "0.1", 42.0 is "42.0" and 1e16 is
+ * "1e+16". A NULL json is written as null. `json` is borrowed; cb(buffer, size, data) is
+ * called for each piece, as with jansson's json_dump_callback(). Never awaits.
+ * Returns 0, PETREL_EINVAL when cb failed or a real is not finite (jansson cannot normally
+ * hold one), or PETREL_ETOOBIG for containers nested deeper than 65536.
+ */
+PETREL_API PETREL_NODISCARD int petrel_json_dump(const json_t *json, json_dump_callback_t cb,
+                                                 void *data);
+/** petrel_json_dump() into a NUL-terminated string; *len (may be NULL) gets its length.
+ * Owned: free(). NULL on the errors of petrel_json_dump(). */
+PETREL_API char *petrel_json_dumps(const json_t *json, size_t *len);
+/** Python's repr(float) of d ("42.0", "0.1", "1e-05", "1e+16", "-0.0"; "inf", "nan"), e.g.
+ * for building text a FastAPI handler would f-string. Writes at most len bytes, NUL
+ * included, into buf (32 always suffice); returns the full length. Never fails. */
+PETREL_API size_t petrel_float_repr(double d, char *buf, size_t len);
+
 /**
  * Rich detail for the last failure on this request (SQLSTATE, upstream status,
  * message). Arena; NULL when none.
