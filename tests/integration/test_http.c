@@ -500,3 +500,70 @@ Test(http, stop_is_prompt_and_clean_with_an_idle_keep_alive_connection)
     cr_assert(n <= 0, "idle connection still open after stop");
     close(fd);
 }
+
+/* ---- connection cap and vanishing clients ---- */
+
+Test(http, connections_over_max_connections_are_refused_and_slots_come_back)
+{
+    petrel_test_stop(tc);
+    static const char *const ov[] = {"server.workers=1", "server.max_connections=4", NULL};
+    tc = petrel_test_start(app, NULL, ov);
+    cr_assert_not_null(tc);
+    int fds[4];
+    for (int i = 0; i < 4; i++) {
+        fds[i] = petrel_test_connect(tc);
+        cr_assert(fds[i] >= 0);
+        /* a served request proves the connection was accepted, not just queued */
+        const char *rq = "GET /json HTTP/1.1\r\nHost: x\r\n\r\n";
+        write_all(fds[i], rq, strlen(rq));
+        petrel_test_res_t *r = petrel_test_read_response(fds[i], 5000);
+        cr_assert_eq(r->status, 200, "connection %d: status %d", i, r->status);
+        petrel_test_res_free(r);
+    }
+    /* The fifth is accepted by the kernel, then closed by petrel at once. */
+    int extra = petrel_test_connect(tc);
+    cr_assert(extra >= 0);
+    const char *rq = "GET /json HTTP/1.1\r\nHost: x\r\n\r\n";
+    (void)!write(extra, rq, strlen(rq));
+    petrel_test_res_t *r = petrel_test_read_response(extra, 3000);
+    cr_assert_eq(r->status, 0, "a fifth connection was served (status %d)", r->status);
+    petrel_test_res_free(r);
+    close(extra);
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    /* Closed connections give their slots back. */
+    double deadline = support_now_ms() + 3000;
+    int status = 0;
+    while (support_now_ms() < deadline) {
+        r = petrel_test_get(tc, "/json");
+        status = r->status;
+        petrel_test_res_free(r);
+        if (status == 200)
+            break;
+        support_sleep_ms(20);
+    }
+    cr_assert_eq(status, 200, "slots did not come back after the clients closed");
+}
+
+Test(http, clients_vanishing_mid_request_do_not_hurt_the_server)
+{
+    static const char *const partial[] = {
+        "GET /json HTTP/1.1\r\nHost: x\r\nX-Half: ab", /* mid-header */
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 500\r\n\r\n{\"name\": \"abc", /* mid-body */
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":", /* chunk
+                                                                                             */
+        "GE", /* mid-method */
+    };
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < sizeof(partial) / sizeof(partial[0]); i++) {
+            int fd = petrel_test_connect(tc);
+            cr_assert(fd >= 0);
+            write_all(fd, partial[i], strlen(partial[i]));
+            if (round % 2)
+                support_sleep_ms(1); /* let some reach the server before the close */
+            close(fd);
+        }
+    }
+    assert_json_ok(tc);
+}
