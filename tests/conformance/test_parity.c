@@ -23,6 +23,7 @@
 
 #include <criterion/criterion.h>
 
+#include <petrel/common.h>
 #include <petrel/req.h>
 
 #include "support.h"
@@ -43,18 +44,25 @@ static void parity_start(void)
     const char *argv[] = {PARITY_BINARY, "serve", "--config", SUPPORT_TEST_CONFIG, NULL};
     cr_assert_eq(support_spawn(&proc, argv, env), 0, "cannot start %s", PARITY_BINARY);
     proc_started = true;
-    if (support_wait_status(port, "/healthz", 200, 15000) != 0) {
+    /* /healthz answers as soon as the port is bound, while startup still runs (routes say
+     * 503 "Service is starting" then); /readyz waits for the end of startup. */
+    if (support_wait_status(port, "/healthz", 200, 15000) != 0 ||
+        support_wait_status(port, "/readyz", 200, 15000) != 0) {
         char *err = support_proc_stderr(&proc);
-        cr_assert_fail("petrel-parity did not answer /healthz on port %d\nstderr: %.2000s", port,
-                       err);
+        cr_assert_fail("petrel-parity did not become ready on port %d\nstderr: %.2000s", port, err);
     }
 }
 
-/* Also runs when a test failed: the child is killed by its pid and reaped. */
+/* Also runs when a test failed: SIGTERM to the child's pid, then SIGKILL if it lingers. */
 static void parity_stop(void)
 {
-    if (proc_started)
-        support_proc_cleanup(&proc);
+    if (!proc_started)
+        return;
+    if (!proc.exited) {
+        support_signal(&proc, SIGTERM);
+        (void)support_wait_exit(&proc, 5000);
+    }
+    support_proc_cleanup(&proc);
     proc_started = false;
 }
 
@@ -452,6 +460,50 @@ Test(parity, query_list_default)
     expect_ok("/query/list-default?device_ids=1&device_ids=2", "[1,2]");
     expect_ok("/query/list-default", "[]");
     expect_ok("/query/list-default?other=1", "[]");
+}
+
+/* ---- process: the CLI petrel-app has, and a clean stop (in a sanitizer build the exit
+ * status also carries LeakSanitizer's verdict) */
+
+Test(parity, sigterm_stops_cleanly)
+{
+    expect_ok("/query/int/default", "\"foo bar 10\"");
+    support_signal(&proc, SIGTERM);
+    int st = support_wait_exit(&proc, 10000);
+    char *err = support_proc_stderr(&proc);
+    cr_expect_eq(st, 0, "exit status %d\nstderr: %.3000s", st, err);
+    free(err);
+}
+
+static int run_cli(const char *arg, char **out)
+{
+    support_proc_t p;
+    const char *argv[] = {PARITY_BINARY, arg, NULL};
+    cr_assert_eq(support_spawn(&p, argv, NULL), 0);
+    int st = support_wait_exit(&p, 20000);
+    *out = support_proc_stdout(&p);
+    support_proc_cleanup(&p);
+    return st;
+}
+
+Test(parity_cli, routes_version_help)
+{
+    char *out;
+    cr_expect_eq(run_cli("routes", &out), 0);
+    int lines = 0;
+    for (const char *c = out; *c != '\0'; c++)
+        lines += *c == '\n';
+    /* a header, the 35 parity routes, /healthz and /readyz */
+    cr_expect_eq(lines, 38, "routes printed:\n%s", out);
+    cr_expect_not_null(strstr(out, "/path/param-le-ge-int/{item_id}"));
+    cr_expect_not_null(strstr(out, "get_query_list_default"));
+    free(out);
+    cr_expect_eq(run_cli("--version", &out), 0);
+    cr_expect_not_null(strstr(out, PETREL_VERSION), "--version printed: %s", out);
+    free(out);
+    cr_expect_eq(run_cli("--help", &out), 0);
+    cr_expect_not_null(strstr(out, "serve"), "--help printed: %s", out);
+    free(out);
 }
 
 /* ---- the serialiser behind every response, called directly */
