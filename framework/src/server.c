@@ -85,6 +85,16 @@ static void req_release(petrel_req_t *req)
     free(req);
 }
 
+void petrel__req_retain(petrel_req_t *req)
+{
+    req->refs++;
+}
+
+void petrel__req_release(petrel_req_t *req)
+{
+    req_release(req);
+}
+
 /* h2o frees its request (the client went away, or the response is done):
  * from here on the fiber must not touch req->h2o. */
 static void req_on_h2o_dispose(void *p)

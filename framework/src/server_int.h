@@ -160,7 +160,12 @@ struct petrel_req {
     petrel__timer_t deadline;
     petrel__fdwatch_t hup; /* HTTP/1: notices a client that hangs up mid-handler */
     bool client_gone;
+    struct petrel__req_tasks *tasks; /* child tasks (task.c), NULL until the first spawn */
 };
+
+/* server.c: child tasks keep their request alive with a reference each. */
+void petrel__req_retain(petrel_req_t *req);
+void petrel__req_release(petrel_req_t *req);
 
 /* req.c */
 void petrel__req_send(petrel_req_t *req);
