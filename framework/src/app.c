@@ -9,6 +9,7 @@
 
 #include "log_int.h"
 #include "petrel/log.h"
+#include "petrel/openapi.h"
 #include "server_int.h"
 
 petrel_app_t *petrel_app_new(const char *title, const char *version)
@@ -187,6 +188,7 @@ static void usage(const petrel_app_t *app, FILE *out, const char *prog)
             "commands:\n"
             "  serve [--config FILE]   serve HTTP until SIGTERM/SIGINT (graceful drain)\n"
             "  routes [--config FILE]  list routes: method, path, handler, limits\n"
+            "  openapi [--config FILE] print the OpenAPI 3.1 document (JSON) on stdout\n"
             "  --help                  this text\n"
             "  --version               print the version\n\n"
             "The config file defaults to $PETREL_CONFIG, else config/default.yaml when it exists.\n"
@@ -281,6 +283,19 @@ int petrel_app_main(petrel_app_t *app, int argc, char **argv,
         if (rc != 0)
             return rc;
         print_routes(app);
+        return 0;
+    }
+    if (strcmp(cmd, "openapi") == 0) {
+        int rc = load_config(app, argc, argv);
+        if (rc != 0)
+            return rc;
+        char *doc = petrel_openapi_dumps(app, true, NULL);
+        if (doc == NULL) {
+            fprintf(stderr, "openapi: a route declaration has an invalid literal\n");
+            return 1;
+        }
+        puts(doc);
+        free(doc);
         return 0;
     }
     if (strcmp(cmd, "serve") == 0) {

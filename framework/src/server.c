@@ -63,11 +63,26 @@ static const petrel_route_t builtin_routes[] = {
     PETREL_ROUTE(GET, "/healthz", healthz, .summary = "Liveness", .tags = {"ops"},
                  .timeout_ms = -1),
     PETREL_ROUTE(GET, "/readyz", readyz, .summary = "Readiness", .tags = {"ops"}, .timeout_ms = -1),
+    PETREL_ROUTE(GET, "/openapi.json", petrel__openapi_route, .include_in_schema_false = true,
+                 .timeout_ms = -1),
+    PETREL_ROUTE(GET, "/docs", petrel__docs_route, .include_in_schema_false = true,
+                 .timeout_ms = -1),
+    PETREL_ROUTE(GET, "/redoc", petrel__redoc_route, .include_in_schema_false = true,
+                 .timeout_ms = -1),
+    PETREL_ROUTE(GET, "/docs/static/{file:path}", petrel__static_route,
+                 .include_in_schema_false = true, .timeout_ms = -1),
 };
+
+const petrel_route_t *petrel__builtin_routes(size_t *n)
+{
+    *n = sizeof(builtin_routes) / sizeof(builtin_routes[0]);
+    return builtin_routes;
+}
 
 static bool route_is_builtin(const petrel_route_t *r)
 {
-    return r->handler == healthz || r->handler == readyz;
+    size_t n = sizeof(builtin_routes) / sizeof(builtin_routes[0]);
+    return r >= builtin_routes && r < builtin_routes + n;
 }
 
 /* ------------------------------------------------------------------ */

@@ -177,4 +177,12 @@ int petrel__app_load_server_conf(petrel_app_t *app, struct server_conf *sc, char
                                  size_t errlen);
 void petrel__server_conf_dispose(struct server_conf *sc);
 
+/* server.c: petrel's own routes (health, docs, metrics), in declaration order. */
+const petrel_route_t *petrel__builtin_routes(size_t *n);
+/* openapi.c: /openapi.json, /docs, /redoc and their static assets */
+int petrel__openapi_route(petrel_req_t *req);
+int petrel__docs_route(petrel_req_t *req);
+int petrel__redoc_route(petrel_req_t *req);
+int petrel__static_route(petrel_req_t *req);
+
 #endif

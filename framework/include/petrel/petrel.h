@@ -9,6 +9,7 @@
 #include "config.h"
 #include "fiber.h"
 #include "log.h"
+#include "openapi.h"
 #include "req.h"
 #include "route.h"
 
