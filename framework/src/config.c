@@ -32,6 +32,8 @@
 
 #include <petrel/config.h>
 
+#include "limits_int.h"
+
 extern char **environ;
 
 /* Most "*" segments one key may have; the environment matcher records one
@@ -536,6 +538,7 @@ petrel_config_t *petrel_config_new(void)
     int r = petrel_config_declare(cfg, cfg_framework_keys,
                                   sizeof(cfg_framework_keys) / sizeof(cfg_framework_keys[0]));
     PETREL_ASSERT(r == 0);
+    petrel__limits_declare(cfg); /* semaphores.*, rate_limits.*, queue.*, pools */
     return cfg;
 }
 

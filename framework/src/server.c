@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "limits_int.h"
 #include "log_int.h"
 #include "petrel/log.h"
 #include "server_int.h"
@@ -185,7 +186,10 @@ static void request_main(void *arg)
 {
     petrel_req_t *req = arg;
     petrel_defer(req_fiber_done, req);
-    int rc = req->route->handler(req);
+    /* The route's rate limit and semaphore answer 429/503 themselves. */
+    int rc = petrel__route_limits_enter(req);
+    if (rc == 0)
+        rc = req->route->handler(req);
     if (req->responded || req->h2o == NULL)
         return;
     if (rc < 0) {
@@ -762,6 +766,8 @@ static void *control_main(void *arg)
                 control_sleep(srv, 5);
         }
         /* Give the last responses a moment to leave before loops stop. */
+        /* Then the work queue: running jobs finish within the same deadline. */
+        petrel__queue_stop(srv, deadline);
         control_sleep(srv, 20);
     }
     if (app_started)
@@ -880,6 +886,9 @@ petrel_server_t *petrel_server_start(petrel_app_t *app, char *err, size_t errlen
                           petrel_config_bool(app->cfg, "log.access"));
     signal(SIGPIPE, SIG_IGN);
     if (router_build(srv, err, errlen) != 0)
+        goto fail;
+    /* Before any thread exists: the process pool forks here. */
+    if (petrel__limits_start(app, srv->conf.workers, err, errlen) != 0)
         goto fail;
     if (srv->conf.tls_cert != NULL || srv->conf.tls_key != NULL) {
         if (srv->conf.tls_cert == NULL || srv->conf.tls_key == NULL) {

@@ -18,7 +18,7 @@ static const petrel_cfg_key_t app_keys[] = {
     {"upstreams.*.timeout_ms", PETREL_CFG_INT, "1000", "upstream timeout", 1, 60000, NULL},
     {"upstreams.*.hosts", PETREL_CFG_STRLIST, "a, b", "hosts", 0, 0, NULL},
     {"upstreams.default_timeout_ms", PETREL_CFG_INT, "5", "literal beside a map", 0, 0, NULL},
-    {"semaphores.*.limit", PETREL_CFG_INT, "10", "permits", 1, 1000, NULL},
+    {"permits.*.limit", PETREL_CFG_INT, "10", "permits", 1, 1000, NULL},
     {"app.tags", PETREL_CFG_STRLIST, NULL, "tags", 0, 0, NULL},
     {"app.ratio", PETREL_CFG_FLOAT, "0.5", "a ratio", 0, 1, NULL},
 };
@@ -324,7 +324,7 @@ Test(config, environment_fills_map_sections_with_underscored_names)
                    "PETREL_UPSTREAMS_STOCK_PRICES_BASE_URL=http://p",
                    "PETREL_UPSTREAMS_STOCK_PRICES_TIMEOUT_MS=250",
                    "PETREL_UPSTREAMS_DEFAULT_TIMEOUT_MS=7",
-                   "PETREL_SEMAPHORES_DB_HEAVY_LIMIT=3",
+                   "PETREL_PERMITS_DB_HEAVY_LIMIT=3",
                    NULL};
     cr_assert_eq(petrel_config_load(cfg, NULL, env, err, sizeof(err)), 0, "%s", err);
     cr_assert_str_eq(petrel_config_str(cfg, "upstreams.weather.base_url"), "http://w");
@@ -333,7 +333,7 @@ Test(config, environment_fills_map_sections_with_underscored_names)
     cr_assert_eq(petrel_config_int(cfg, "upstreams.weather.timeout_ms"), 1000);
     /* A literal key beats a section named "default". */
     cr_assert_eq(petrel_config_int(cfg, "upstreams.default_timeout_ms"), 7);
-    cr_assert_eq(petrel_config_int(cfg, "semaphores.db_heavy.limit"), 3);
+    cr_assert_eq(petrel_config_int(cfg, "permits.db_heavy.limit"), 3);
     size_t n;
     const char *const *names = petrel_config_map_names(cfg, "upstreams", &n);
     cr_assert_eq(n, 2);
@@ -353,7 +353,7 @@ Test(config, yaml_map_sections_and_their_names)
                               "    hosts: [h1, h2, h3]\n"
                               "  weather:\n"
                               "    base_url: http://w\n"
-                              "semaphores:\n"
+                              "permits:\n"
                               "  db_heavy: {}\n"
                               "  cpu:\n"
                               "    limit: 2\n");
@@ -372,12 +372,12 @@ Test(config, yaml_map_sections_and_their_names)
     cr_assert_eq(n, 2);
     cr_assert_str_eq(hosts[1], "b");
     /* An empty section still counts as a name, with defaults for its keys. */
-    names = petrel_config_map_names(cfg, "semaphores", &n);
+    names = petrel_config_map_names(cfg, "permits", &n);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(names[0], "db_heavy");
     cr_assert_str_eq(names[1], "cpu");
-    cr_assert_eq(petrel_config_int(cfg, "semaphores.db_heavy.limit"), 10);
-    cr_assert_eq(petrel_config_int(cfg, "semaphores.cpu.limit"), 2);
+    cr_assert_eq(petrel_config_int(cfg, "permits.db_heavy.limit"), 10);
+    cr_assert_eq(petrel_config_int(cfg, "permits.cpu.limit"), 2);
     names = petrel_config_map_names(cfg, "server", &n);
     cr_assert_eq(n, 0);
     cr_assert_null(names[0]);
