@@ -10,4 +10,10 @@
 
 /* Each returns 0, or a negative PETREL_E* code (startup then exits 2). */
 
+/** db_routes.c: the PostgreSQL pool (lifespan), TechEmpower DB routes, items CRUD, readiness
+ * while migrations are pending. */
+int app_db_init(petrel_app_t *app);
+/** db_routes.c: `migrate up|down|status [N]`; petrel_app_main's `extra` (-1: not ours). */
+int app_db_command(petrel_app_t *app, int argc, char **argv);
+
 #endif

@@ -50,7 +50,9 @@ int main(int argc, char **argv)
     if (petrel_app_add_routes(app, core_routes, sizeof(core_routes) / sizeof(core_routes[0])) != 0)
         return 2;
     /* module inits: one line each */
-    int rc = petrel_app_main(app, argc, argv, NULL);
+    if (app_db_init(app) != 0)
+        return 2;
+    int rc = petrel_app_main(app, argc, argv, app_db_command);
     petrel_app_free(app);
     return rc;
 }

@@ -95,6 +95,12 @@ void petrel_app_on_worker_stop(petrel_app_t *app, petrel_worker_hook_cb cb, void
     whook_push(&app->wstop, &app->nwstop, cb, arg);
 }
 
+void petrel_app_set_readiness(petrel_app_t *app, petrel_readiness_cb cb, void *arg)
+{
+    app->readiness = cb;
+    app->readiness_arg = arg;
+}
+
 int petrel_app_workers(const petrel_app_t *app)
 {
     return app->server != NULL ? app->server->nworkers : 0;

@@ -41,6 +41,14 @@ const char *petrel__current_request_id(void)
     return ((petrel_req_t *)f->user)->reqid;
 }
 
+petrel_req_t *petrel__current_req(void)
+{
+    petrel_fiber_t *f = petrel_fiber_current();
+    if (f == NULL || tl_worker == NULL)
+        return NULL;
+    return f->user;
+}
+
 /* ------------------------------------------------------------------ */
 /* built-in routes                                                     */
 
@@ -53,6 +61,16 @@ static int readyz(petrel_req_t *req)
 {
     petrel_server_t *srv = req->w->srv;
     int st = atomic_load(&srv->state);
+    petrel_app_t *app = srv->app;
+    if (st == SERVER_READY && app->readiness != NULL) {
+        char reason[256] = "";
+        if (app->readiness(app, reason, sizeof(reason), app->readiness_arg) != 0) {
+            petrel_resp_header(req, "Retry-After", "1");
+            return petrel_json(req, 503,
+                               json_pack("{s:s,s:s}", "status", "not_ready", "reason",
+                                         reason[0] != '\0' ? reason : "not ready"));
+        }
+    }
     if (st == SERVER_READY)
         return petrel_json(req, 200, json_pack("{s:s}", "status", "ready"));
     petrel_resp_header(req, "Retry-After", "1");

@@ -37,6 +37,8 @@ struct petrel_app {
     petrel_config_t *cfg;
     void *state;
     petrel_server_t *server; /* running server, or NULL */
+    petrel_readiness_cb readiness;
+    void *readiness_arg;
 };
 
 enum server_state {
@@ -166,6 +168,9 @@ struct petrel_req {
 /* server.c: child tasks keep their request alive with a reference each. */
 void petrel__req_retain(petrel_req_t *req);
 void petrel__req_release(petrel_req_t *req);
+
+/* server.c: the request the calling fiber serves (request and child-task fibers), or NULL. */
+petrel_req_t *petrel__current_req(void);
 
 /* req.c */
 void petrel__req_send(petrel_req_t *req);

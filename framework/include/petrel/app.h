@@ -48,6 +48,16 @@ PETREL_API int petrel_worker_index(void);
  * per-loop by nature (database connections) are split across this many workers. */
 PETREL_API int petrel_app_workers(const petrel_app_t *app);
 
+/**
+ * A readiness check for GET /readyz, called once the server is ready. It runs on the request's
+ * fiber (it may await; keep it short and bounded). Returns 0 when ready; otherwise it writes a
+ * short reason into `reason` (len bytes) and /readyz answers 503 {"status":"not_ready",
+ * "reason":...} with Retry-After.
+ */
+typedef int (*petrel_readiness_cb)(petrel_app_t *app, char *reason, size_t len, void *arg);
+/** Sets (or with NULL clears) the app's readiness check; `arg` is borrowed. Not an await. */
+PETREL_API void petrel_app_set_readiness(petrel_app_t *app, petrel_readiness_cb cb, void *arg);
+
 /** The app's configuration (declare app keys on it before loading). Borrowed. */
 PETREL_API petrel_config_t *petrel_app_config(petrel_app_t *app);
 /** App-wide user state for handlers (FastAPI's app.state). */

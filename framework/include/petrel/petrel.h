@@ -7,6 +7,7 @@
 #include "app.h"
 #include "common.h"
 #include "config.h"
+#include "db.h"
 #include "fiber.h"
 #include "limits.h"
 #include "log.h"
