@@ -16,4 +16,8 @@ int app_db_init(petrel_app_t *app);
 /** db_routes.c: `migrate up|down|status [N]`; petrel_app_main's `extra` (-1: not ours). */
 int app_db_command(petrel_app_t *app, int argc, char **argv);
 
+/** limits_routes.c: work queue, process-pool and limited routes (/api/jobs, /api/score,
+ * /api/limited, /api/throttled), their job handler, pool function and default limits. */
+int app_limits_init(petrel_app_t *app);
+
 #endif

@@ -50,6 +50,8 @@ int main(int argc, char **argv)
     if (petrel_app_add_routes(app, core_routes, sizeof(core_routes) / sizeof(core_routes[0])) != 0)
         return 2;
     /* module inits: one line each */
+    if (app_limits_init(app) != 0)
+        return 2;
     if (app_db_init(app) != 0)
         return 2;
     int rc = petrel_app_main(app, argc, argv, app_db_command);
