@@ -74,6 +74,9 @@ static const petrel_cfg_key_t db_keys[] = {
      "default query deadline (also the server's statement_timeout)", 1, 3600000, NULL},
     {"database.min_idle", PETREL_CFG_INT, "1",
      "connections opened per worker at startup (bounded by the worker's share)", 0, 1000, NULL},
+    {"database.application_name", PETREL_CFG_STR, "petrel",
+     "application_name of pooled connections (suffixed -w<worker>; see pg_stat_activity)", 0, 0,
+     NULL},
 };
 
 /* ------------------------------------------------------------------ */
@@ -93,7 +96,6 @@ struct petrel_db_conn {
     int defer;
     bool busy;   /* a statement is in flight: its results were not all read */
     bool broken; /* unusable: close it instead of pooling it */
-    bool overflow;
     struct stmt_entry stmts[DB_STMT_CACHE];
     int nstmts;
     unsigned stmt_seq;
@@ -299,11 +301,16 @@ static void stmt_cache_clear(petrel_db_conn_t *c)
     c->nstmts = 0;
 }
 
-static void stats_recount_overflow(struct db_pool *p, petrel_db_conn_t *c, bool add)
+/* Changes the worker's open count, keeping the overflow gauge (open beyond the
+ * worker's pool_size share) in step. */
+static void pool_open_add(struct db_pool *p, int delta)
 {
-    (void)p;
-    if (c->overflow)
-        atomic_fetch_add_explicit(&stats.overflow, add ? 1 : -1, memory_order_relaxed);
+    int before = p->open > p->size_cap ? p->open - p->size_cap : 0;
+    p->open += delta;
+    int after = p->open > p->size_cap ? p->open - p->size_cap : 0;
+    atomic_fetch_add_explicit(&stats.size, delta, memory_order_relaxed);
+    if (after != before)
+        atomic_fetch_add_explicit(&stats.overflow, after - before, memory_order_relaxed);
 }
 
 /* Closes a connection the pool owns (idle or just checked in). A connection
@@ -318,9 +325,7 @@ static void conn_close(petrel_db_conn_t *c, bool invalidated)
         PQfinish(c->pg);
     }
     stmt_cache_clear(c);
-    stats_recount_overflow(p, c, false);
-    p->open--;
-    atomic_fetch_sub_explicit(&stats.size, 1, memory_order_relaxed);
+    pool_open_add(p, -1);
     if (invalidated)
         atomic_fetch_add_explicit(&stats.invalidated, 1, memory_order_relaxed);
     free(c);
@@ -335,21 +340,13 @@ static void conn_close(petrel_db_conn_t *c, bool invalidated)
     }
 }
 
-static bool conn_is_overflow(struct db_pool *p)
-{
-    return p->open >= p->size_cap;
-}
-
 /* Opens a new connection counted against this worker's share. */
 static int conn_open(struct db_pool *p, petrel_db_conn_t **out)
 {
     petrel_db_conn_t *c = petrel_xcalloc(1, sizeof(*c));
     c->pool = p;
     c->defer = -1;
-    c->overflow = conn_is_overflow(p);
-    p->open++;
-    atomic_fetch_add_explicit(&stats.size, 1, memory_order_relaxed);
-    stats_recount_overflow(p, c, true);
+    pool_open_add(p, 1);
     int rc = conn_connect(p, &c->pg);
     if (rc != 0) {
         atomic_fetch_add_explicit(&stats.errors, 1, memory_order_relaxed);
@@ -676,6 +673,13 @@ static int run_batch(petrel_db_conn_t *c, int64_t timeout_ms, bool dflt_timeout,
             }
             continue;
         }
+        if (it->kind == ITEM_QUERY && k > 0 && items[k - 1].kind == ITEM_PREP &&
+            items[k - 1].failed) {
+            /* Aborted because its Parse failed: the error is already recorded. */
+            PQclear(r);
+            rc = end_of_query(c, deadline);
+            continue;
+        }
         int code = result_code(r);
         if (it->kind == ITEM_PREP) {
             PQclear(r);
@@ -694,15 +698,11 @@ static int run_batch(petrel_db_conn_t *c, int64_t timeout_ms, bool dflt_timeout,
             rc = end_of_query(c, deadline);
             continue;
         }
-        if (k > 0 && items[k - 1].kind == ITEM_PREP && items[k - 1].failed) {
+        rcs[it->stmt] = code;
+        if (code == 0)
+            res[it->stmt] = r;
+        else
             PQclear(r);
-        } else {
-            rcs[it->stmt] = code;
-            if (code == 0)
-                res[it->stmt] = r;
-            else
-                PQclear(r);
-        }
         rc = end_of_query(c, deadline);
     }
     if (rc != 0)
@@ -1164,13 +1164,23 @@ static int db_worker_start(petrel_app_t *app, int worker, void *arg)
     }
     /* The startup packet carries the session settings: no extra round trip.
      * client_connection_check_interval makes the server notice a client that
-     * vanished mid-query even if our cancel request is lost. */
-    char opts[160];
+     * vanished mid-query even if our cancel request is lost. Options given in
+     * the URL (?options=-csearch_path%3Dx) are kept. */
+    char *url_opts = NULL;
+    PQconninfoOption *ci = PQconninfoParse(url, NULL);
+    for (PQconninfoOption *o = ci; o != NULL && o->keyword != NULL; o++)
+        if (strcmp(o->keyword, "options") == 0 && o->val != NULL)
+            url_opts = petrel_xstrdup(o->val);
+    PQconninfoFree(ci);
+    char opts[1024];
     snprintf(opts, sizeof(opts),
-             "-c statement_timeout=%lld -c client_connection_check_interval=1000",
+             "%s%s-c statement_timeout=%lld -c client_connection_check_interval=1000",
+             url_opts != NULL ? url_opts : "", url_opts != NULL ? " " : "",
              (long long)p->statement_timeout_ms);
-    char appname[64];
-    snprintf(appname, sizeof(appname), "petrel-w%d", worker);
+    free(url_opts);
+    char appname[96];
+    const char *an = petrel_config_str(cfg, "database.application_name");
+    snprintf(appname, sizeof(appname), "%s-w%d", an != NULL ? an : "petrel", worker);
     const char *kw[] = {"dbname", "options", "application_name", "client_encoding", NULL};
     const char *vals[] = {url, opts, appname, "UTF8", NULL};
     p->kw = petrel_xcalloc(5, sizeof(*p->kw));
