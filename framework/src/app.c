@@ -30,6 +30,7 @@ void petrel_app_free(petrel_app_t *app)
     free(app->shutdown);
     free(app->wstart);
     free(app->wstop);
+    free(app->collectors);
     petrel_config_free(app->cfg);
     free(app);
 }

@@ -29,6 +29,11 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+/* The public header wraps these in call-site-recording macros; define the functions. */
+#undef petrel_sleep
+#undef petrel_wait_fd
+#undef petrel_yield
+
 int64_t petrel__io_timeout_ms = 30000;
 
 struct petrel__sched {
@@ -46,6 +51,9 @@ struct petrel__sched {
     h2o_evloop_t *loop;
     h2o_multithread_queue_t *queue; /* cross-thread posts */
     h2o_multithread_receiver_t receiver;
+    int64_t busy_ns; /* time running fibers since petrel__sched_take_busy_ns */
+    int64_t slow_ns; /* stall detector threshold; 0 = off */
+    void (*slow_cb)(petrel_fiber_t *f, int64_t slice_ns);
     const void *asan_loop_bottom; /* loop stack bounds, learnt on first switch */
     size_t asan_loop_size;
 #if !defined(PETREL_CTX_ASM)
@@ -299,7 +307,11 @@ petrel_fiber_t *petrel__fiber_new(petrel__sched_t *s, petrel__fiber_fn fn, void 
     f->first_park_cb = NULL;
     f->parked_once = false;
     f->await_kind = NULL;
+    f->await_file = NULL;
     f->started_ns = now_ns();
+    f->run_ns = 0;
+    f->nwaits = 0;
+    f->parked_ns = f->started_ns; /* time before the first run counts as "queued" */
     f->id = ++s->next_id;
     petrel__timer_init(&f->timeout, fiber_timeout_cb, f);
     s->live++;
@@ -324,6 +336,44 @@ static void run_defers(petrel_fiber_t *f)
 #define ASAN_FINISH(fake, bottom, size) ((void)0)
 #endif
 
+/* Adds `ns` of waiting to the fiber's per-kind totals; kinds are compared by pointer first
+ * since they are string literals. */
+static void fiber_add_wait(petrel_fiber_t *f, const char *kind, int64_t ns)
+{
+    if (kind == NULL)
+        kind = "queued";
+    for (size_t i = 0; i < f->nwaits; i++) {
+        if (f->waits[i].kind == kind || strcmp(f->waits[i].kind, kind) == 0) {
+            f->waits[i].ns += ns;
+            return;
+        }
+    }
+    if (f->nwaits < PETREL__WAIT_KINDS) {
+        f->waits[f->nwaits].kind = kind;
+        f->waits[f->nwaits++].ns = ns;
+    } else {
+        f->waits[PETREL__WAIT_KINDS - 1].ns += ns;
+    }
+}
+
+/* Ends a run slice, on the fiber just before it switches out: accounts the time and
+ * reports a slice over the stall threshold while the fiber's owner can still be read. */
+static void fiber_slice_end(petrel_fiber_t *f)
+{
+    petrel__sched_t *s = f->sched;
+    int64_t t = now_ns(), d = t - f->slice_ns;
+    f->run_ns += d;
+    f->parked_ns = t;
+    s->busy_ns += d;
+    if (s->slow_ns > 0 && d >= s->slow_ns && s->slow_cb != NULL)
+        s->slow_cb(f, d);
+}
+
+int64_t petrel__fiber_run_ns(const petrel_fiber_t *f, int64_t now)
+{
+    return f->run_ns + (f->state == PETREL__FIBER_RUNNING ? now - f->slice_ns : 0);
+}
+
 /* Switches from the fiber back to the loop context. */
 static void fiber_switch_out(petrel_fiber_t *f, bool finished)
 {
@@ -342,6 +392,7 @@ static void fiber_main(void *arg)
      * rebuilding its stack frame. */
     for (;;) {
         f->fn(f->arg);
+        fiber_slice_end(f);
         run_defers(f);
         petrel__timer_stop(f->sched, &f->timeout);
         f->state = PETREL__FIBER_DONE;
@@ -370,6 +421,8 @@ void petrel__fiber_resume(petrel_fiber_t *f)
     PETREL_ASSERT(f->state == PETREL__FIBER_READY);
     f->state = PETREL__FIBER_RUNNING;
     s->current = f;
+    f->slice_ns = now_ns();
+    fiber_add_wait(f, f->await_kind, f->slice_ns - f->parked_ns);
 #ifdef PETREL_ASAN
     void *fake = NULL;
 #endif
@@ -405,15 +458,20 @@ int petrel__fiber_park(int64_t timeout_ms)
         if (f->first_park_cb != NULL)
             f->first_park_cb(f);
     }
-    if (f->cancelled)
+    if (f->cancelled) {
+        f->await_kind = NULL;
+        f->await_file = NULL;
         return PETREL_ECANCELED;
+    }
     if (timeout_ms >= 0)
         petrel__timer_start(s, &f->timeout, timeout_ms);
     f->state = PETREL__FIBER_PARKED;
     f->wake_rc = 0;
+    fiber_slice_end(f);
     fiber_switch_out(f, false);
     petrel__timer_stop(s, &f->timeout);
     f->await_kind = NULL;
+    f->await_file = NULL;
     return f->wake_rc;
 }
 
@@ -542,6 +600,20 @@ size_t petrel__sched_run(petrel__sched_t *s)
     return n;
 }
 
+void petrel__sched_set_slow(petrel__sched_t *s, int64_t ns,
+                            void (*cb)(petrel_fiber_t *f, int64_t slice_ns))
+{
+    s->slow_ns = ns;
+    s->slow_cb = cb;
+}
+
+int64_t petrel__sched_take_busy_ns(petrel__sched_t *s)
+{
+    int64_t b = s->busy_ns;
+    s->busy_ns = 0;
+    return b;
+}
+
 size_t petrel__sched_live(const petrel__sched_t *s)
 {
     return s->live;
@@ -581,6 +653,15 @@ void petrel_fiber_set_await_kind(const char *what)
         f->await_kind = what;
 }
 
+void petrel_fiber_await_site(const char *file, int line)
+{
+    petrel_fiber_t *f = petrel_fiber_current();
+    if (f != NULL && f->await_file == NULL) {
+        f->await_file = file;
+        f->await_line = line;
+    }
+}
+
 int petrel_sleep(int64_t ms)
 {
     petrel_fiber_set_await_kind("sleep");
@@ -596,7 +677,11 @@ int petrel_yield(void)
         return PETREL_ECANCELED;
     /* Queue ourselves behind every other ready fiber, then let the loop run. */
     petrel__fiber_schedule(f);
+    f->await_kind = "yield";
+    fiber_slice_end(f);
     fiber_switch_out(f, false);
+    f->await_kind = NULL;
+    f->await_file = NULL;
     return f->cancelled ? PETREL_ECANCELED : 0;
 }
 
@@ -673,7 +758,9 @@ int petrel_wait_fd(int fd, int events, int64_t timeout_ms)
         return rc == -EBADF || rc == -EPERM ? PETREL_EINVAL : rc;
     if (timeout_ms == PETREL_TIMEOUT_DEFAULT)
         timeout_ms = petrel__io_timeout_ms;
-    petrel_fiber_set_await_kind("fd");
+    /* A module that waits on its socket names the wait first ("db", "http"): keep it. */
+    if (f->await_kind == NULL)
+        f->await_kind = "fd";
     rc = petrel__fiber_park(timeout_ms < 0 ? 0 : timeout_ms);
     petrel__fdwatch_del(s, &w);
     return rc;

@@ -34,6 +34,9 @@ struct petrel__timer {
 
 typedef void (*petrel__fiber_fn)(void *arg);
 
+/* Distinct await kinds a fiber's wait time is split into; later kinds add to the last. */
+#define PETREL__WAIT_KINDS 8
+
 struct petrel__defer {
     void (*cb)(void *arg);
     void *arg;
@@ -68,6 +71,19 @@ struct petrel_fiber {
     void (*first_park_cb)(petrel_fiber_t *f);
     bool parked_once;
     const char *await_kind; /* what the fiber waits on ("sleep", "fd", ...) */
+    /* Where the current await was called from (PETREL_AWAIT_HERE); NULL when unknown. */
+    const char *await_file;
+    int await_line;
+    /* Time accounting for metrics, Server-Timing, the stall detector and the task monitor:
+     * two clock reads per run slice. */
+    int64_t slice_ns;  /* when the current run slice began */
+    int64_t run_ns;    /* sum of finished run slices */
+    int64_t parked_ns; /* when the fiber last switched out (its wait began) */
+    size_t nwaits;
+    struct petrel__wait_acc {
+        const char *kind; /* static string: "sleep", "db", "queued", ... */
+        int64_t ns;
+    } waits[PETREL__WAIT_KINDS];
     int64_t started_ns;
     uint64_t id;
     void *asan_fake_stack;
@@ -102,6 +118,17 @@ static inline petrel__sched_t *petrel__fiber_sched(const petrel_fiber_t *f)
 int32_t petrel__sched_wait_ms(petrel__sched_t *s, int32_t max_ms);
 /** Fires due timers and runs every ready fiber until none is ready. Returns how many ran. */
 size_t petrel__sched_run(petrel__sched_t *s);
+/**
+ * Stall detection: a run slice (resume to the next await or the end) of at least `ns`
+ * nanoseconds (0 = off) calls cb(f, slice_ns) on the fiber, before it switches out, so the
+ * owner can log its request while it still exists.
+ */
+void petrel__sched_set_slow(petrel__sched_t *s, int64_t ns,
+                            void (*cb)(petrel_fiber_t *f, int64_t slice_ns));
+/** Time spent running fibers since the last call (the loop iteration's busy time). */
+int64_t petrel__sched_take_busy_ns(petrel__sched_t *s);
+/** Time the fiber has run so far, the current slice included (call it on the fiber). */
+int64_t petrel__fiber_run_ns(const petrel_fiber_t *f, int64_t now_ns);
 /** Live (not pooled) fibers, idle pooled stacks. */
 size_t petrel__sched_live(const petrel__sched_t *s);
 size_t petrel__sched_pooled(const petrel__sched_t *s);

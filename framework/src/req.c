@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log_int.h"
+#include "metrics_int.h"
 #include "petrel/log.h"
 #include "server_int.h"
 
@@ -688,6 +689,8 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     h2o_req_t *h = req->h2o;
     if (h == NULL || req->responded)
         return;
+    /* Counts the request and adds Server-Timing while headers can still be added. */
+    json_t *timing = petrel__metrics_response(req, status);
     req->responded = true;
     h->res.status = status;
     h->res.reason = reason_phrase(status);
@@ -706,7 +709,7 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     h2o_send(h, bufs, head ? 0 : nbufs, H2O_SEND_STATE_FINAL);
     double ms = (double)(petrel_now_ns() - req->start_ns) / 1e6;
     petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, status, ms,
-                       req->w->index, NULL);
+                       req->w->index, timing);
 }
 
 void petrel__req_send(petrel_req_t *req)

@@ -23,6 +23,7 @@
 
 #include "limits_int.h"
 #include "log_int.h"
+#include "metrics_int.h"
 #include "petrel/log.h"
 #include "server_int.h"
 
@@ -82,6 +83,8 @@ static const petrel_route_t builtin_routes[] = {
     PETREL_ROUTE(GET, "/healthz", healthz, .summary = "Liveness", .tags = {"ops"},
                  .timeout_ms = -1),
     PETREL_ROUTE(GET, "/readyz", readyz, .summary = "Readiness", .tags = {"ops"}, .timeout_ms = -1),
+    PETREL_ROUTE(GET, "/metrics", petrel__metrics_route, .summary = "Prometheus metrics",
+                 .tags = {"ops"}, .timeout_ms = -1),
     PETREL_ROUTE(GET, "/openapi.json", petrel__openapi_route, .include_in_schema_false = true,
                  .timeout_ms = -1),
     PETREL_ROUTE(GET, "/docs", petrel__docs_route, .include_in_schema_false = true,
@@ -193,6 +196,7 @@ static void req_fiber_done(void *arg)
         double ms = (double)(petrel_now_ns() - req->start_ns) / 1e6;
         petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, 499, ms,
                            w->index, NULL);
+        petrel__metrics_inline(w, req->route, false, 499, req->start_ns);
     }
     req->fiber->user = NULL;
     req->fiber = NULL;
@@ -328,7 +332,7 @@ static void send_inline_json(h2o_req_t *h, int status, const char *body, size_t 
 }
 
 static void send_inline_detail(struct worker *w, h2o_req_t *h, int status, json_t *detail,
-                               const char *allow)
+                               const char *allow, const petrel_route_t *route, int64_t start)
 {
     json_t *doc = json_pack("{s:o}", "detail", detail);
     size_t n = 0;
@@ -344,6 +348,8 @@ static void send_inline_detail(struct worker *w, h2o_req_t *h, int status, json_
     const char *m = h->method.base;
     size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
     petrel__log_access(NULL, m, h->method.len, h->path.base, plen, status, 0.0, w->index, NULL);
+    petrel__metrics_inline(w, route, h->method.len == 4 && memcmp(m, "HEAD", 4) == 0, status,
+                           start);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *h)
@@ -361,7 +367,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         hbytes += h->headers.entries[i].name->len + h->headers.entries[i].value.len + 4;
     if (hbytes > (size_t)srv->conf.max_header_bytes) {
         h->http1_is_persistent = 0;
-        send_inline_detail(w, h, 431, json_string("Request Header Fields Too Large"), NULL);
+        send_inline_detail(w, h, 431, json_string("Request Header Fields Too Large"), NULL, NULL,
+                           start);
         return 0;
     }
 
@@ -377,7 +384,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     if (st != 0) {
         const char *allow = st == 405 ? req->match.allow : NULL;
         send_inline_detail(w, h, st, json_string(st == 404 ? "Not Found" : "Method Not Allowed"),
-                           allow);
+                           allow, NULL, start);
         goto free_early;
     }
     req->route = req->match.route;
@@ -387,7 +394,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
                            json_string(atomic_load(&srv->state) == SERVER_STARTING
                                            ? "Service is starting"
                                            : "Service is shutting down"),
-                           NULL);
+                           NULL, req->route, start);
         goto free_early;
     }
     if (h->query_at != SIZE_MAX) {
@@ -399,7 +406,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         petrel__validate(&req->match, req->query, req->qlen, hdr_lookup, h, h->entity.base,
                          h->entity.len, h->entity.base != NULL, &req->params, &req->body_json);
     if (errors != NULL) {
-        send_inline_detail(w, h, 422, errors, NULL);
+        send_inline_detail(w, h, 422, errors, NULL, req->route, start);
         goto free_early;
     }
 
@@ -542,6 +549,7 @@ static void *worker_main(void *arg)
     petrel__log_thread_buffered(true);
     w->sched = petrel__sched_new(srv->conf.fiber_stack, srv->conf.fiber_pool_max);
     petrel__sched_attach_loop(w->sched, w->loop);
+    petrel__metrics_attach(w);
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
@@ -549,6 +557,7 @@ static void *worker_main(void *arg)
     while (!atomic_load(&w->stop)) {
         h2o_evloop_run(w->loop, petrel__sched_wait_ms(w->sched, 1000));
         petrel__sched_run(w->sched);
+        petrel__metrics_loop(w);
         petrel__log_flush();
     }
     /* Close what is left: idle keep-alive connections and slow clients. h2o
@@ -867,6 +876,7 @@ static void server_free(petrel_server_t *srv)
         SSL_CTX_free(srv->ssl_ctx);
     if (srv->router != NULL)
         petrel__router_free(srv->router);
+    petrel__metrics_free(srv->metrics);
     petrel__server_conf_dispose(&srv->conf);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);
@@ -886,6 +896,13 @@ static int router_build(petrel_server_t *srv, char *err, size_t errlen)
         char e2[64];
         /* The app may declare its own /healthz or /readyz; keep the app's. */
         (void)petrel__router_add(srv->router, &builtin_routes[i], e2, sizeof(e2));
+    }
+    /* The task monitor exists only in debug mode: elsewhere its paths answer 404. */
+    size_t ndebug = 0;
+    const petrel_route_t *debug = petrel__debug_routes(&ndebug);
+    for (size_t i = 0; srv->conf.debug && i < ndebug; i++) {
+        char e2[64];
+        (void)petrel__router_add(srv->router, &debug[i], e2, sizeof(e2));
     }
     return 0;
 }
@@ -943,6 +960,7 @@ petrel_server_t *petrel_server_start(petrel_app_t *app, char *err, size_t errlen
             port = bound_port(fd); /* the rest share the ephemeral port via SO_REUSEPORT */
     }
     srv->port = port;
+    srv->metrics = petrel__metrics_new(srv);
 
     uint64_t salt = (uint64_t)petrel_now_ns() ^ ((uint64_t)getpid() << 32);
     for (int i = 0; i < srv->nworkers; i++) {

@@ -37,6 +37,8 @@ struct petrel_app {
     petrel_config_t *cfg;
     void *state;
     petrel_server_t *server; /* running server, or NULL */
+    struct petrel__collector *collectors; /* metrics collectors (metrics.c) */
+    size_t ncollectors;
     petrel_readiness_cb readiness;
     void *readiness_arg;
 };
@@ -100,6 +102,7 @@ struct petrel_server {
     petrel_app_t *app;
     struct server_conf conf;
     petrel__router_t *router;
+    struct petrel__metrics *metrics; /* counters per worker (metrics.c) */
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;
     SSL_CTX *ssl_ctx;

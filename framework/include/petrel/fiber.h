@@ -72,6 +72,25 @@ PETREL_API void petrel_fiber_cancel(petrel_fiber_t *f);
  */
 PETREL_API void petrel_fiber_set_await_kind(const char *what);
 
+/**
+ * Records `file`:`line` as the source of the calling fiber's next await, for the task
+ * monitor (GET /debug/tasks), unless one is already recorded: the outermost call site
+ * wins and the record is cleared when the await returns. Use it through
+ * PETREL_AWAIT_HERE() in a macro that wraps an await function, as done below for
+ * petrel_sleep/petrel_wait_fd/petrel_yield; `file` must be a string literal. No-op off a
+ * fiber. Await: no. Errors: none.
+ */
+PETREL_API void petrel_fiber_await_site(const char *file, int line);
+/** Records the caller's file:line as the next await's source (see petrel_fiber_await_site). */
+#define PETREL_AWAIT_HERE() petrel_fiber_await_site(__FILE__, __LINE__)
+
+/* The awaits above record their call site (a function-like macro: taking the
+ * function's address still gives the function). */
+#define petrel_sleep(ms) (PETREL_AWAIT_HERE(), (petrel_sleep)(ms))
+#define petrel_wait_fd(fd, events, timeout_ms)                                                     \
+    (PETREL_AWAIT_HERE(), (petrel_wait_fd)((fd), (events), (timeout_ms)))
+#define petrel_yield() (PETREL_AWAIT_HERE(), (petrel_yield)())
+
 #ifdef __cplusplus
 }
 #endif
