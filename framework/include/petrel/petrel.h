@@ -11,6 +11,7 @@
 #include "fiber.h"
 #include "limits.h"
 #include "log.h"
+#include "queue.h"
 #include "metrics.h"
 #include "queue.h"
 #include "openapi.h"
