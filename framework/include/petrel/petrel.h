@@ -11,7 +11,6 @@
 #include "fiber.h"
 #include "limits.h"
 #include "log.h"
-#include "queue.h"
 #include "metrics.h"
 #include "queue.h"
 #include "openapi.h"
