@@ -20,4 +20,8 @@ int app_db_command(petrel_app_t *app, int argc, char **argv);
  * /api/limited, /api/throttled), their job handler, pool function and default limits. */
 int app_limits_init(petrel_app_t *app);
 
+/** http_routes.c: shared upstream clients (lifespan), /api/price, /api/dashboard,
+ * /api/upstreams, and the dev stubs (/_stub/..., only when dev.stubs is true). */
+int app_http_init(petrel_app_t *app);
+
 #endif

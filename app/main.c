@@ -54,6 +54,8 @@ int main(int argc, char **argv)
         return 2;
     if (app_db_init(app) != 0)
         return 2;
+    if (app_http_init(app) != 0)
+        return 2;
     int rc = petrel_app_main(app, argc, argv, app_db_command);
     petrel_app_free(app);
     return rc;
