@@ -9,6 +9,7 @@
 #include "config.h"
 #include "db.h"
 #include "fiber.h"
+#include "http.h"
 #include "limits.h"
 #include "log.h"
 #include "metrics.h"
@@ -16,5 +17,6 @@
 #include "openapi.h"
 #include "req.h"
 #include "route.h"
+#include "task.h"
 
 #endif
