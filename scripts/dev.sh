@@ -2,7 +2,9 @@
 #
 # scripts/dev.sh - the developer entry point (see README.md).
 #
-#   scripts/dev.sh run [--config FILE]   install, build, throwaway PostgreSQL, migrate, serve
+#   scripts/dev.sh run [--config FILE] [--reload]
+#                                        install, build, throwaway PostgreSQL, migrate, serve;
+#                                        --reload rebuilds and restarts on source changes
 #   scripts/dev.sh test                  install, build normal + ASan/UBSan, run every test
 #   scripts/dev.sh build [--sanitize]    configure + build into build/ (build-asan/)
 #   scripts/dev.sh bench                 run tests/bench/*.sh in turn
@@ -32,6 +34,9 @@ APT_PACKAGES=(
     clang libclang-rt-14-dev                         # fuzz targets (libFuzzer runtime is only
                                                      # a Recommends, which we do not install)
     clang-format                                     # fmt/lint
+    nodejs npm                                       # web/: Swagger UI + ReDoc assets for /docs
+    chromium                                         # tests/integration/test_docs.c (headless)
+    python3-yaml python3-pip                         # compose.yaml lint; OpenAPI validator
 )
 
 # The C sources fmt/lint cover.
@@ -51,6 +56,12 @@ die() {
 # ---- packages ----
 
 deps() {
+    apt_deps
+    web_assets
+    openapi_validator
+}
+
+apt_deps() {
     local missing=() p
     for p in "${APT_PACKAGES[@]}"; do
         if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
@@ -69,6 +80,35 @@ deps() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
         --no-install-recommends "${missing[@]}" </dev/null
+}
+
+# The docs assets petrel serves at /docs and /redoc (npm packages pinned by
+# web/package-lock.json), installed once and again when the lock file changes.
+web_assets() {
+    [ -f "$ROOT/web/package-lock.json" ] || return 0
+    if [ -f "$ROOT/web/node_modules/.package-lock.json" ] &&
+        [ "$ROOT/web/node_modules/.package-lock.json" -nt "$ROOT/web/package-lock.json" ]; then
+        return 0
+    fi
+    log "installing the docs assets (npm ci in web/)"
+    (cd "$ROOT/web" && npm ci --no-audit --no-fund --ignore-scripts </dev/null) ||
+        die "npm ci in web/ failed"
+}
+
+# openapi-spec-validator validates the OpenAPI document in the tests. Debian 12
+# does not package it (python3-openapi-spec-validator exists from Debian 13 on):
+# use a python3 that has it, else install it for the user with pip.
+openapi_validator() {
+    local py
+    for py in /usr/bin/python3 python3; do
+        if "$py" -c 'import openapi_spec_validator' 2>/dev/null; then
+            return 0
+        fi
+    done
+    log "installing openapi-spec-validator (pip, user site)"
+    /usr/bin/python3 -m pip install -q --user --break-system-packages \
+        'openapi-spec-validator>=0.7,<0.8' </dev/null ||
+        log "warning: could not install openapi-spec-validator; test_openapi will fail"
 }
 
 # ---- build ----
@@ -154,9 +194,13 @@ export_database_url() {
 # ---- run ----
 
 run() {
-    local config=config/default.yaml
+    local config=config/default.yaml reload=0
     while [ $# -gt 0 ]; do
         case "$1" in
+        --reload)
+            reload=1
+            shift
+            ;;
         --config)
             [ $# -ge 2 ] || die "run: --config needs a FILE"
             config=$2
@@ -166,7 +210,7 @@ run() {
             config=${1#--config=}
             shift
             ;;
-        *) die "run: unknown option '$1' (usage: dev.sh run [--config FILE])" ;;
+        *) die "run: unknown option '$1' (usage: dev.sh run [--config FILE] [--reload])" ;;
         esac
     done
     [ -f "$config" ] || die "run: config file '$config' not found"
@@ -197,6 +241,10 @@ run() {
         die "run: 'petrel-app migrate up' failed (exit $rc)"
     fi
 
+    if [ "$reload" -eq 1 ]; then
+        serve_reload "$app" "$config"
+        return
+    fi
     log "serving with $config (Ctrl-C stops the server and PostgreSQL)"
     if [ -z "$PG_PID" ]; then
         trap - EXIT INT TERM
@@ -215,6 +263,48 @@ run() {
     disown
     trap - EXIT INT TERM
     exec "$app" serve --config "$config"
+}
+
+# What --reload watches: every source, header, build file and config.
+reload_stamp() {
+    find "$ROOT/framework" "$ROOT/app" "$ROOT/config" "$ROOT/CMakeLists.txt" -type f \
+        \( -name '*.c' -o -name '*.h' -o -name '*.S' -o -name '*.yaml' -o -name '*.txt' \) \
+        -printf '%T@ %p\n' 2>/dev/null | sort | md5sum
+}
+
+# serve_reload APP CONFIG: uvicorn --reload. Polls the sources' mtimes every
+# second (no inotify dependency); on a change it rebuilds and, if the build
+# succeeds, stops the server gracefully (SIGTERM) and starts the new binary. A
+# failed build keeps the old server running. Ctrl-C stops both and PostgreSQL.
+serve_reload() {
+    local app=$1 config=$2 pid stamp now
+    log "serving with $config, reloading on source changes (Ctrl-C stops)"
+    "$app" serve --config "$config" &
+    pid=$!
+    CLEANUP_PIDS+=("$pid")
+    stamp=$(reload_stamp)
+    while true; do
+        sleep 1
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "the server exited; waiting for a source change to restart it"
+        fi
+        now=$(reload_stamp)
+        [ "$now" != "$stamp" ] || continue
+        stamp=$now
+        log "change detected: rebuilding"
+        if ! build >&2; then
+            log "build failed: keeping the running server"
+            continue
+        fi
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+        "$app" serve --config "$config" &
+        pid=$!
+        CLEANUP_PIDS+=("$pid")
+        log "restarted (pid $pid)"
+    done
 }
 
 # ---- test ----

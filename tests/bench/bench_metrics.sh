@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+#
+# tests/bench/bench_metrics.sh - the cost of metrics: GET /json req/s of the
+# same server with server.metrics=true and server.metrics=false (access log
+# off in both, so only the metrics path differs). Target: on/off >= 0.97.
+#
+# Runs alternate (on, off, on, off, ...) so that drift on a noisy box hits both
+# alike; the ratio is of the summed req/s. Uses tests/bench/bench_metrics_server.c
+# (no database needed).
+#
+# Environment:
+#   PETREL_BENCH_WORKERS   worker threads (default 2)
+#   PETREL_BENCH_DURATION  wrk duration per run (default 10s)
+#   PETREL_BENCH_ROUNDS    rounds of the alternation (default 3)
+#   PETREL_BENCH_CONNECTIONS, PETREL_BENCH_THREADS  wrk -c / -t (default 64 / 2)
+#   PETREL_BENCH_BUILD     build directory (default build-release, Release)
+#
+# Listens on 127.0.0.1 only; every server is killed by PID when the script exits.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+
+WORKERS=${PETREL_BENCH_WORKERS:-2}
+DURATION=${PETREL_BENCH_DURATION:-10s}
+ROUNDS=${PETREL_BENCH_ROUNDS:-3}
+CONNS=${PETREL_BENCH_CONNECTIONS:-64}
+WRK_THREADS=${PETREL_BENCH_THREADS:-2}
+BUILD=${PETREL_BENCH_BUILD:-build-release}
+TARGET_RATIO=0.97
+
+command -v wrk >/dev/null || {
+    echo "bench_metrics: wrk not found (scripts/dev.sh deps installs it)" >&2
+    exit 1
+}
+
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPETREL_TESTS=ON >/dev/null
+fi
+cmake --build "$BUILD" -j"$(nproc)" --target bench_metrics_server >/dev/null
+SERVER="$BUILD/tests/bench/bench_metrics_server"
+
+PIDS=()
+LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/petrel-bench-metrics.XXXXXX")
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    PIDS=()
+    rm -rf -- "$LOGDIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# shellcheck source=scripts/pg.sh
+. "$ROOT/scripts/pg.sh" # for pg__free_port only
+
+# start NAME METRICS -> sets PORT
+start() {
+    local name=$1 metrics=$2 i
+    PORT=$(pg__free_port)
+    PETREL_SERVER_WORKERS=$WORKERS PETREL_SERVER_HOST=127.0.0.1 PETREL_SERVER_PORT=$PORT \
+        PETREL_LOG_ACCESS=false PETREL_SERVER_METRICS=$metrics PETREL_DEBUG=false \
+        "$SERVER" serve --config config/default.yaml >/dev/null 2>"$LOGDIR/$name.err" &
+    PIDS+=($!)
+    for i in $(seq 1 100); do
+        if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/json" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "bench_metrics: $name did not start:" >&2
+    cat "$LOGDIR/$name.err" >&2
+    exit 1
+}
+
+start on true
+ON_PORT=$PORT
+start off false
+OFF_PORT=$PORT
+curl -fsS "http://127.0.0.1:$ON_PORT/metrics" | grep -q '^petrel_http_requests_total' ||
+    { echo "bench_metrics: metrics not served with server.metrics=true" >&2; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$OFF_PORT/metrics")" = 404 ] ||
+    { echo "bench_metrics: /metrics answered with server.metrics=false" >&2; exit 1; }
+
+rps() {
+    wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$1/json" |
+        awk '/^Requests\/sec:/ {print $2}'
+}
+
+echo "bench_metrics: GET /json, $WORKERS workers, wrk -t$WRK_THREADS -c$CONNS -d$DURATION, $ROUNDS rounds"
+sum_on=0
+sum_off=0
+for r in $(seq 1 "$ROUNDS"); do
+    on=$(rps "$ON_PORT")
+    off=$(rps "$OFF_PORT")
+    printf '  round %d: metrics on %10.0f req/s   off %10.0f req/s\n' "$r" "$on" "$off"
+    sum_on=$(awk -v a="$sum_on" -v b="$on" 'BEGIN {print a + b}')
+    sum_off=$(awk -v a="$sum_off" -v b="$off" 'BEGIN {print a + b}')
+done
+ratio=$(awk -v a="$sum_on" -v b="$sum_off" 'BEGIN {printf "%.3f", a / b}')
+echo "bench_metrics: on/off = $ratio (target >= $TARGET_RATIO)"
+awk -v r="$ratio" -v t="$TARGET_RATIO" 'BEGIN {exit !(r >= t)}'
