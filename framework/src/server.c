@@ -985,6 +985,8 @@ petrel_server_t *petrel_server_start(petrel_app_t *app, char *err, size_t errlen
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, &old);
+    /* Hooks may ask petrel_app_workers() while the server starts. */
+    app->server = srv;
     for (int i = 0; i < srv->nworkers; i++)
         pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
     pthread_create(&srv->control, NULL, control_main, srv);
@@ -1001,7 +1003,6 @@ petrel_server_t *petrel_server_start(petrel_app_t *app, char *err, size_t errlen
         server_free(srv);
         return NULL;
     }
-    app->server = srv;
     petrel_logj(PETREL_LOG_INFO, "serving",
                 json_pack("{s:s,s:i,s:i,s:b}", "host", srv->conf.host, "port", srv->port, "workers",
                           srv->nworkers, "tls", srv->ssl_ctx != NULL));
