@@ -348,6 +348,11 @@ static int conn_open(struct db_pool *p, petrel_db_conn_t **out)
     c->defer = -1;
     pool_open_add(p, 1);
     int rc = conn_connect(p, &c->pg);
+    if (rc == PETREL_ECANCELED) {
+        /* The caller went away: says nothing about the server, so no backoff. */
+        conn_close(c, false);
+        return rc;
+    }
     if (rc != 0) {
         atomic_fetch_add_explicit(&stats.errors, 1, memory_order_relaxed);
         p->fail_count++;

@@ -554,9 +554,13 @@ static void *worker_main(void *arg)
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
 
+    size_t ran = 0;
     while (!atomic_load(&w->stop)) {
-        h2o_evloop_run(w->loop, petrel__sched_wait_ms(w->sched, 1000));
-        petrel__sched_run(w->sched);
+        /* Fibers that ran outside h2o_evloop_run may have written responses
+         * whose completion callbacks (keep-alive: read the next request) h2o
+         * runs only in its next round: poll without blocking after any ran. */
+        h2o_evloop_run(w->loop, ran > 0 ? 0 : petrel__sched_wait_ms(w->sched, 1000));
+        ran = petrel__sched_run(w->sched);
         petrel__metrics_loop(w);
         petrel__log_flush();
     }
