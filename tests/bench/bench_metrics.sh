@@ -56,13 +56,16 @@ trap 'exit 143' TERM
 # shellcheck source=scripts/pg.sh
 . "$ROOT/scripts/pg.sh" # for pg__free_port only
 
+# The bench server declares no app keys (no database): a config of its own.
+printf 'log:\n  level: warn\n  access: false\n' >"$LOGDIR/bench.yaml"
+
 # start NAME METRICS -> sets PORT
 start() {
     local name=$1 metrics=$2 i
     PORT=$(pg__free_port)
     PETREL_SERVER_WORKERS=$WORKERS PETREL_SERVER_HOST=127.0.0.1 PETREL_SERVER_PORT=$PORT \
         PETREL_LOG_ACCESS=false PETREL_SERVER_METRICS=$metrics PETREL_DEBUG=false \
-        "$SERVER" serve --config config/default.yaml >/dev/null 2>"$LOGDIR/$name.err" &
+        "$SERVER" serve --config "$LOGDIR/bench.yaml" >/dev/null 2>"$LOGDIR/$name.err" &
     PIDS+=($!)
     for i in $(seq 1 100); do
         if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/json" 2>/dev/null; then
