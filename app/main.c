@@ -33,6 +33,19 @@ static int api_sleep(petrel_req_t *req)
                                  (json_int_t)(petrel_now_ms() - t0)));
 }
 
+/* GET /api/block?ms=N: runs N ms without awaiting, stalling its worker's loop, to show the
+ * stall detector (server.slow_callback_ms) at work. Debug mode only: 404 otherwise. */
+static int api_block(petrel_req_t *req)
+{
+    if (!petrel_config_bool(petrel_app_config(petrel_req_app(req)), "debug"))
+        return petrel_error(req, 404, "Not Found");
+    int64_t ms = petrel_param_int(req, "ms", 200);
+    int64_t until = petrel_now_ns() + ms * 1000000;
+    while (petrel_now_ns() < until)
+        ; /* deliberately blocking: this is what not to do in a handler */
+    return petrel_json(req, 200, json_pack("{s:I}", "blocked_ms", (json_int_t)ms));
+}
+
 static const petrel_route_t core_routes[] = {
     PETREL_ROUTE(GET, "/json", hello_json, .summary = "Hello world as JSON",
                  .tags = {"techempower"}),
@@ -42,6 +55,10 @@ static const petrel_route_t core_routes[] = {
                  .tags = {"demo"},
                  .query = {PETREL_Q_INT("ms", .required = true, .ge = "1", .le = "10000",
                                         .description = "milliseconds to sleep")}),
+    PETREL_ROUTE(GET, "/api/block", api_block,
+                 .summary = "Block the loop for ms milliseconds (debug mode only)",
+                 .tags = {"demo"}, .include_in_schema_false = true,
+                 .query = {PETREL_Q_INT("ms", .dflt = "200", .ge = "1", .le = "5000")}),
 };
 
 int main(int argc, char **argv)

@@ -20,7 +20,10 @@
 
 #include "log_int.h"
 #include "metrics_int.h"
+#include "petrel/db.h"
+#include "petrel/limits.h"
 #include "petrel/log.h"
+#include "petrel/queue.h"
 
 /* ------------------------------------------------------------------ */
 /* counters and histograms                                             */
@@ -710,6 +713,105 @@ static void scrape_process(petrel_metrics_writer_t *w)
                                    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 }
 
+/* petrel's own pools and limits, read through their public stats calls (all thread-safe
+ * snapshots). HTTP clients have no registry to walk: the http module (or the app) exports
+ * them with a collector. */
+static void sem_collect(petrel_sem_t *sem, void *arg)
+{
+    petrel_metrics_writer_t *w = arg;
+    petrel_sem_stats_t st;
+    petrel_sem_stats(sem, &st);
+    const char *l[] = {"name", petrel_sem_name(sem), NULL};
+    petrel_metrics_gauge(w, "petrel_semaphore_limit", "Slots of the semaphore", l,
+                         (double)st.limit);
+    petrel_metrics_gauge(w, "petrel_semaphore_in_use", "Slots held now", l, (double)st.in_use);
+    petrel_metrics_gauge(w, "petrel_semaphore_waiting", "Fibers queued for a slot", l,
+                         (double)st.waiting);
+    petrel_metrics_counter(w, "petrel_semaphore_acquired_total", "Slots granted", l,
+                           (double)st.acquired);
+    petrel_metrics_counter(w, "petrel_semaphore_rejected_total",
+                           "Acquires that failed (timeout, try_acquire)", l, (double)st.rejected);
+    petrel_metrics_counter(w, "petrel_semaphore_wait_seconds_total",
+                           "Time granted acquires spent queued", l, (double)st.wait_ns_total / 1e9);
+}
+
+static void scrape_modules(petrel_metrics_writer_t *w)
+{
+    petrel_sem_foreach(sem_collect, w);
+    petrel_db_stats_t db;
+    petrel_db_stats(&db);
+    if (db.capacity > 0) {
+        petrel_metrics_gauge(w, "petrel_db_pool_size", "Open connections", NULL, (double)db.size);
+        petrel_metrics_gauge(w, "petrel_db_pool_idle", "Idle connections", NULL, (double)db.idle);
+        petrel_metrics_gauge(w, "petrel_db_pool_checked_out", "Connections held by fibers", NULL,
+                             (double)db.checked_out);
+        petrel_metrics_gauge(w, "petrel_db_pool_overflow", "Connections beyond pool_size", NULL,
+                             (double)db.overflow);
+        petrel_metrics_gauge(w, "petrel_db_pool_waiting", "Fibers waiting for a connection", NULL,
+                             (double)db.waiting);
+        petrel_metrics_gauge(w, "petrel_db_pool_capacity", "pool_size + max_overflow", NULL,
+                             (double)db.capacity);
+        petrel_metrics_counter(w, "petrel_db_pool_timeouts_total", "Acquires that timed out", NULL,
+                               (double)db.timeouts);
+        petrel_metrics_counter(w, "petrel_db_connects_total", "Successful connects", NULL,
+                               (double)db.connects);
+        petrel_metrics_counter(w, "petrel_db_errors_total",
+                               "Failed connects, lost connections, query errors", NULL,
+                               (double)db.errors);
+        petrel_metrics_counter(w, "petrel_db_invalidated_total", "Connections discarded", NULL,
+                               (double)db.invalidated);
+    }
+    petrel_queue_stats_t q;
+    petrel_queue_stats(&q);
+    if (q.maxsize > 0) {
+        petrel_metrics_gauge(w, "petrel_queue_maxsize", "Queue capacity", NULL, (double)q.maxsize);
+        petrel_metrics_gauge(w, "petrel_queue_depth", "Jobs queued or waiting for a retry", NULL,
+                             (double)q.depth);
+        petrel_metrics_gauge(w, "petrel_queue_running", "Jobs running", NULL, (double)q.running);
+        petrel_metrics_gauge(w, "petrel_queue_put_waiting", "Producers waiting for space", NULL,
+                             (double)q.put_waiting);
+        petrel_metrics_counter(w, "petrel_queue_enqueued_total", "Jobs accepted", NULL,
+                               (double)q.enqueued);
+        petrel_metrics_counter(w, "petrel_queue_rejected_total", "Puts refused", NULL,
+                               (double)q.rejected);
+        petrel_metrics_counter(w, "petrel_queue_succeeded_total", "Jobs succeeded", NULL,
+                               (double)q.succeeded);
+        petrel_metrics_counter(w, "petrel_queue_retries_total", "Attempts retried", NULL,
+                               (double)q.retries);
+        petrel_metrics_counter(w, "petrel_queue_dead_letters_total",
+                               "Jobs failed after max_attempts", NULL, (double)q.dead_letters);
+    }
+    petrel_procpool_stats_t pp;
+    petrel_procpool_stats(&pp);
+    if (pp.size > 0) {
+        petrel_metrics_gauge(w, "petrel_procpool_size", "Configured children", NULL,
+                             (double)pp.size);
+        petrel_metrics_gauge(w, "petrel_procpool_alive", "Children running", NULL,
+                             (double)pp.alive);
+        petrel_metrics_gauge(w, "petrel_procpool_busy", "Children running a job", NULL,
+                             (double)pp.busy);
+        petrel_metrics_gauge(w, "petrel_procpool_waiting", "Callers queued for a child", NULL,
+                             (double)pp.waiting);
+        petrel_metrics_counter(w, "petrel_procpool_jobs_total", "Jobs finished", NULL,
+                               (double)pp.jobs);
+        petrel_metrics_counter(w, "petrel_procpool_failed_total", "Jobs failed", NULL,
+                               (double)pp.failed);
+        petrel_metrics_counter(w, "petrel_procpool_restarts_total", "Replacement children", NULL,
+                               (double)pp.restarts);
+    }
+    petrel_threadpool_stats_t tp;
+    petrel_threadpool_stats(&tp);
+    if (tp.size > 0) {
+        petrel_metrics_gauge(w, "petrel_threadpool_size", "Threads", NULL, (double)tp.size);
+        petrel_metrics_gauge(w, "petrel_threadpool_busy", "Threads running a job", NULL,
+                             (double)tp.busy);
+        petrel_metrics_gauge(w, "petrel_threadpool_queued", "Jobs waiting for a thread", NULL,
+                             (double)tp.queued);
+        petrel_metrics_counter(w, "petrel_threadpool_jobs_total", "Jobs finished", NULL,
+                               (double)tp.jobs);
+    }
+}
+
 int petrel__metrics_route(petrel_req_t *req)
 {
     petrel_server_t *srv = req->w->srv;
@@ -720,6 +822,7 @@ int petrel__metrics_route(petrel_req_t *req)
     scrape_requests(m, &w);
     scrape_runtime(m, &w);
     scrape_process(&w);
+    scrape_modules(&w);
     petrel_app_t *app = srv->app;
     for (size_t i = 0; i < app->ncollectors; i++)
         app->collectors[i].cb(&w, app->collectors[i].arg);

@@ -129,6 +129,13 @@ Test(debug, lists_cancels_and_frees_the_slot)
             support_sleep_ms(10);
     }
     cr_assert_not_null(w, "the waiter never showed up parked");
+    /* /metrics shows the held slot and the queued waiter. */
+    petrel_test_res_t *m = petrel_test_get(tc, "/metrics");
+    cr_assert_eq(m->status, 200);
+    cr_assert(strstr(m->body, "petrel_semaphore_in_use{name=\"test_debug_one\"} 1\n") != NULL, "%s",
+              m->body);
+    cr_assert(strstr(m->body, "petrel_semaphore_waiting{name=\"test_debug_one\"} 1\n") != NULL);
+    petrel_test_res_free(m);
     cr_assert_not_null(h);
     json_t *aw = json_object_get(w, "await");
     cr_assert_str_eq(json_string_value(json_object_get(aw, "kind")), "semaphore");
