@@ -55,6 +55,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     PIDS=()
+    if [ -n "${PG_STARTED:-}" ]; then pg_stop; fi
     rm -rf -- "$LOGDIR"
 }
 trap cleanup EXIT
@@ -62,7 +63,16 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # shellcheck source=scripts/pg.sh
-. "$ROOT/scripts/pg.sh" # for pg__free_port only
+. "$ROOT/scripts/pg.sh"
+
+# petrel-app needs its database to start (the pool warms up in the lifespan);
+# /json itself never touches it.
+if [ -z "${PETREL_DATABASE_URL:-}" ]; then
+    pg_start >/dev/null
+    PG_STARTED=1
+fi
+export PETREL_DATABASE_URL
+"$BUILD/petrel-app" migrate up --config config/default.yaml >/dev/null
 
 free_port() {
     pg__free_port
