@@ -34,7 +34,6 @@ APT_PACKAGES=(
     clang libclang-rt-14-dev                         # fuzz targets (libFuzzer runtime is only
                                                      # a Recommends, which we do not install)
     clang-format                                     # fmt/lint
-    nodejs npm                                       # web/: Swagger UI + ReDoc assets for /docs
     chromium                                         # tests/integration/test_docs.c (headless)
     python3-yaml python3-pip                         # compose.yaml lint; OpenAPI validator
 )
@@ -86,6 +85,13 @@ apt_deps() {
 # web/package-lock.json), installed once and again when the lock file changes.
 web_assets() {
     [ -f "$ROOT/web/package-lock.json" ] || return 0
+    # Node.js may come from elsewhere than Debian (the project machine has
+    # NodeSource's nodejs, which conflicts with Debian's npm): install Debian's
+    # only when there is no npm at all.
+    if ! command -v npm >/dev/null; then
+        APT_PACKAGES=(nodejs npm)
+        apt_deps
+    fi
     if [ -f "$ROOT/web/node_modules/.package-lock.json" ] &&
         [ "$ROOT/web/node_modules/.package-lock.json" -nt "$ROOT/web/package-lock.json" ]; then
         return 0
