@@ -307,10 +307,8 @@ static const petrel_route_t http_routes[] = {
 int app_http_init(petrel_app_t *app)
 {
     petrel_config_t *cfg = petrel_app_config(app);
-    int rc = petrel_http_config_declare(cfg);
-    if (rc == 0)
-        rc = petrel_config_declare(cfg, http_app_keys,
-                                   sizeof(http_app_keys) / sizeof(http_app_keys[0]));
+    int rc =
+        petrel_config_declare(cfg, http_app_keys, sizeof(http_app_keys) / sizeof(http_app_keys[0]));
     if (rc == 0)
         rc = petrel_app_add_routes(app, http_routes, sizeof(http_routes) / sizeof(http_routes[0]));
     if (rc != 0)

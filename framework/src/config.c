@@ -32,6 +32,8 @@
 
 #include <petrel/config.h>
 
+#include "db_int.h"
+#include "http_int.h"
 #include "limits_int.h"
 
 extern char **environ;
@@ -137,11 +139,10 @@ static const petrel_cfg_key_t cfg_framework_keys[] = {
     {"server.metrics", PETREL_CFG_BOOL, "true",
      "serve Prometheus metrics at GET /metrics and count requests per route", 0, 0, NULL},
     {"server.server_timing", PETREL_CFG_BOOL, "false",
-     "add a Server-Timing header (run, wait per await kind, total) to every response", 0, 0,
-     NULL},
+     "add a Server-Timing header (run, wait per await kind, total) to every response", 0, 0, NULL},
     {"server.docs_assets_dir", PETREL_CFG_STR, "web/node_modules",
-     "directory holding the swagger-ui-dist and redoc npm packages served by /docs and /redoc",
-     0, 0, NULL},
+     "directory holding the swagger-ui-dist and redoc npm packages served by /docs and /redoc", 0,
+     0, NULL},
     {"debug", PETREL_CFG_BOOL, "false", "debug mode: enables /debug/tasks and verbose errors", 0, 0,
      NULL},
     {"log.level", PETREL_CFG_STR, "info", "lowest level written", 0, 0, cfg_log_levels},
@@ -538,7 +539,13 @@ petrel_config_t *petrel_config_new(void)
     int r = petrel_config_declare(cfg, cfg_framework_keys,
                                   sizeof(cfg_framework_keys) / sizeof(cfg_framework_keys[0]));
     PETREL_ASSERT(r == 0);
+    /* Every module's keys are known to every config, so one file (config/test.yaml, a
+     * production file) serves apps that use a module and apps that do not. */
     petrel__limits_declare(cfg); /* semaphores.*, rate_limits.*, queue.*, pools */
+    r = petrel__db_declare(cfg); /* database.* */
+    PETREL_ASSERT(r == 0);
+    r = petrel__http_declare(cfg); /* upstreams.* */
+    PETREL_ASSERT(r == 0);
     return cfg;
 }
 

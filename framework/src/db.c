@@ -22,6 +22,7 @@
 
 #include <libpq-fe.h>
 
+#include "db_int.h"
 #include "log_int.h"
 #include "petrel/log.h"
 #include "server_int.h"
@@ -1234,14 +1235,15 @@ static int db_worker_stop(petrel_app_t *app, int worker, void *arg)
     return 0;
 }
 
+int petrel__db_declare(petrel_config_t *cfg)
+{
+    return petrel_config_declare(cfg, db_keys, sizeof(db_keys) / sizeof(db_keys[0]));
+}
+
 int petrel_db_setup(petrel_app_t *app)
 {
     if (db_app != NULL)
         return PETREL_EINVAL;
-    int rc = petrel_config_declare(petrel_app_config(app), db_keys,
-                                   sizeof(db_keys) / sizeof(db_keys[0]));
-    if (rc != 0)
-        return rc;
     db_app = app;
     petrel_app_on_worker_start(app, db_worker_start, NULL);
     petrel_app_on_worker_stop(app, db_worker_stop, NULL);

@@ -155,7 +155,7 @@ static const petrel_cfg_key_t http_keys[] = {
      NULL},
 };
 
-int petrel_http_config_declare(petrel_config_t *cfg)
+int petrel__http_declare(petrel_config_t *cfg)
 {
     return petrel_config_declare(cfg, http_keys, sizeof(http_keys) / sizeof(http_keys[0]));
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "petrel/config.h"
+
 #define PETREL__HTTP_MAX_HEADERS 64
 
 /** A parsed response head; names and values point into the parsed buffer. */
@@ -47,5 +49,8 @@ struct petrel__chunked {
  * input bytes that followed them (unread; a connection with such bytes is not reused).
  */
 int64_t petrel__chunked_decode(struct petrel__chunked *d, char *buf, size_t *len);
+
+/** Declares the upstreams.* keys; called by petrel_config_new() (config.c). */
+int petrel__http_declare(petrel_config_t *cfg);
 
 #endif

@@ -55,9 +55,22 @@ static int count_lines(const char *s)
 static void serve(support_proc_t *p, int port)
 {
     static char port_env[64];
+    static char db_env[1024];
+    /* petrel-app's lifespan opens its database pool: give it the suite's PostgreSQL. */
+    const char *db = getenv("PETREL_TEST_DATABASE_URL");
+    cr_assert(db != NULL && *db != '\0',
+              "PETREL_TEST_DATABASE_URL is not set (scripts/dev.sh test starts a PostgreSQL)");
+    snprintf(db_env, sizeof(db_env), "PETREL_DATABASE_URL=%s", db);
     snprintf(port_env, sizeof(port_env), "PETREL_SERVER_PORT=%d", port);
-    const char *env[] = {port_env, "PETREL_SERVER_WORKERS=1", NULL};
+    const char *env[] = {port_env, "PETREL_SERVER_WORKERS=1", db_env, NULL};
     const char *cfg = test_config();
+    /* /readyz stays 503 while migrations are pending. */
+    support_proc_t m;
+    const char *margv[] = {SUPPORT_APP_BINARY, "migrate", "up", cfg ? "--config" : NULL, cfg, NULL};
+    cr_assert_eq(support_spawn(&m, margv, env), 0);
+    int mst = support_wait_exit(&m, 30000);
+    cr_assert_eq(mst, 0, "petrel-app migrate up exited %d: %s", mst, support_proc_stderr(&m));
+    support_proc_cleanup(&m);
     const char *argv[] = {SUPPORT_APP_BINARY, "serve", cfg ? "--config" : NULL, cfg, NULL};
     cr_assert_eq(support_spawn(p, argv, env), 0);
     if (support_wait_status(port, "/readyz", 200, 15000) != 0) {

@@ -4,8 +4,8 @@
  * per connection, pipelined batches, transactions, JSON results, stats, and
  * the blocking migration runner used by the `migrate` command.
  *
- * One database per process. petrel_db_setup() declares the `database.*`
- * configuration keys and registers per-worker lifespan hooks that create each
+ * One database per process. Every config knows the `database.*` keys;
+ * petrel_db_setup() registers per-worker lifespan hooks that create each
  * worker's share of the pool. A connection belongs to the worker loop that
  * opened it and is only ever used by fibers of that worker.
  *
@@ -43,7 +43,8 @@ typedef struct petrel_db_conn petrel_db_conn_t;
 typedef struct petrel_db_res petrel_db_res_t;
 
 /**
- * Declares the database.* configuration keys on the app's config and registers the worker
+ * Turns the database on for this app (the framework declares the database.* keys for every
+ * app, so one config file serves apps with and without a database): registers the worker
  * start/stop hooks that create (and warm with database.min_idle connections) and close each
  * worker's pool. Call once, before the config is loaded. Startup fails with a clear message when
  * database.url is unset. Not an await. Returns 0, or PETREL_EINVAL when called twice.

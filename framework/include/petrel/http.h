@@ -53,15 +53,6 @@ typedef struct petrel_http_opts {
 PETREL_API void petrel_http_opts_init(petrel_http_opts_t *o);
 
 /**
- * Declares the client keys `upstreams.*.base_url`, `.max_connections`, `.max_keepalive`,
- * `.keepalive_expiry_s`, `.connect_ms`, `.read_ms`, `.write_ms`, `.pool_ms`, `.total_ms`,
- * `.max_response_bytes`, `.retries`, `.retry_statuses`, `.backoff_base_ms`,
- * `.breaker_failures`, `.breaker_cooldown_ms`, `.verify`, `.ca_file`, `.headers` on `cfg`.
- * Call once before loading the config. Returns 0 or PETREL_EINVAL (already declared).
- */
-PETREL_API PETREL_NODISCARD int petrel_http_config_declare(petrel_config_t *cfg);
-
-/**
  * Creates a client. Resolves the base URL's host (blocking; call it in a lifespan hook, not
  * a handler), builds the TLS context (a warning is logged when verify is false).
  * Owned: petrel_http_client_free(). Returns 0, PETREL_EINVAL (bad URL or options, logged),
