@@ -162,6 +162,8 @@ int petrel__app_load_server_conf(petrel_app_t *app, struct server_conf *sc, char
     sc->io_timeout_ms = petrel_config_int(c, "server.io_timeout_ms");
     sc->keepalive_timeout_ms = petrel_config_int(c, "server.keepalive_timeout_ms");
     sc->shutdown_timeout_s = petrel_config_float(c, "server.shutdown_timeout_s");
+    sc->startup_timeout_s = petrel_config_float(c, "server.startup_timeout_s");
+    sc->backlog = (int)petrel_config_int(c, "server.backlog");
     sc->fiber_stack = (size_t)petrel_config_int(c, "server.fiber_stack_kb") * 1024;
     sc->fiber_pool_max = (size_t)petrel_config_int(c, "server.fiber_pool_max");
     sc->slow_callback_ms = petrel_config_int(c, "server.slow_callback_ms");
@@ -196,6 +198,7 @@ static void usage(const petrel_app_t *app, FILE *out, const char *prog)
             "  serve [--config FILE]   serve HTTP until SIGTERM/SIGINT (graceful drain)\n"
             "  routes [--config FILE]  list routes: method, path, handler, limits\n"
             "  openapi [--config FILE] print the OpenAPI 3.1 document (JSON) on stdout\n"
+            "  config-keys             print every configuration key as a Markdown table\n"
             "  --help                  this text\n"
             "  --version               print the version\n\n"
             "The config file defaults to $PETREL_CONFIG, else config/default.yaml when it exists.\n"
@@ -244,6 +247,35 @@ static int load_config(petrel_app_t *app, int argc, char **argv)
     return 0;
 }
 
+/* The README's configuration table is this output (a test keeps them equal). */
+static void print_config_keys(const petrel_app_t *app)
+{
+    static const char *const tnames[] = {"", "str", "int", "float", "bool", "list"};
+    printf("| key | type | default | meaning |\n| --- | --- | --- | --- |\n");
+    const petrel_cfg_key_t *k;
+    for (size_t i = 0; (k = petrel_config_key_at(app->cfg, i)) != NULL; i++) {
+        char dflt[96];
+        if (k->dflt != NULL && k->dflt[0] != '\0')
+            snprintf(dflt, sizeof(dflt), "`%s`", k->dflt);
+        else
+            snprintf(dflt, sizeof(dflt), "(none)");
+        char range[96] = "";
+        if (k->min != 0 || k->max != 0)
+            snprintf(range, sizeof(range), " (%.15g..%.15g)", k->min, k->max);
+        if (k->choices != NULL) {
+            size_t n = (size_t)snprintf(range, sizeof(range), " (");
+            for (size_t c = 0; k->choices[c] != NULL && n < sizeof(range); c++)
+                n += (size_t)snprintf(range + n, sizeof(range) - n, "%s%s", c ? ", " : "",
+                                      k->choices[c]);
+            if (n < sizeof(range))
+                snprintf(range + n, sizeof(range) - n, ")");
+        }
+        printf("| `%s` | %s | %s | %s%s |\n", k->path,
+               (size_t)k->type < sizeof(tnames) / sizeof(tnames[0]) ? tnames[k->type] : "?", dflt,
+               k->help != NULL ? k->help : "", range);
+    }
+}
+
 static void print_routes(const petrel_app_t *app)
 {
     printf("%-7s %-40s %-24s %s\n", "METHOD", "PATH", "HANDLER", "LIMITS");
@@ -283,6 +315,10 @@ int petrel_app_main(petrel_app_t *app, int argc, char **argv,
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("%s %s (petrel %s)\n", app->title, app->version, PETREL_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "config-keys") == 0) {
+        print_config_keys(app);
         return 0;
     }
     if (strcmp(cmd, "routes") == 0) {

@@ -590,7 +590,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int listen_open(const char *host, int port, char *err, size_t errlen)
+static int listen_open(const char *host, int port, int backlog, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -612,7 +612,7 @@ static int listen_open(const char *host, int port, char *err, size_t errlen)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0)
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
             break;
         int e = errno;
         close(fd);
@@ -706,9 +706,26 @@ static int control_run_hooks(petrel_server_t *srv, bool startup)
     struct hook_run hr = {.srv = srv, .startup = startup};
     petrel_fiber_t *f = petrel__fiber_new(srv->control_sched, hooks_fiber, &hr);
     petrel__fiber_resume(f);
+    /* Startup has a deadline (server.startup_timeout_s): past it the hooks are
+     * cancelled, so their awaits return PETREL_ECANCELED and startup fails. */
+    int64_t deadline = startup && srv->conf.startup_timeout_s > 0
+                           ? petrel_now_ms() + (int64_t)(srv->conf.startup_timeout_s * 1000)
+                           : INT64_MAX;
+    bool timed_out = false;
     while (!hr.done) {
         h2o_evloop_run(srv->control_loop, petrel__sched_wait_ms(srv->control_sched, 100));
         petrel__sched_run(srv->control_sched);
+        if (!hr.done && !timed_out && petrel_now_ms() >= deadline) {
+            timed_out = true;
+            petrel_fiber_cancel(f);
+        }
+    }
+    if (timed_out) {
+        snprintf(srv->err, sizeof(srv->err),
+                 "startup hooks took longer than %gs "
+                 "(server.startup_timeout_s)",
+                 srv->conf.startup_timeout_s);
+        return PETREL_ETIMEDOUT;
     }
     return hr.rc;
 }
@@ -956,7 +973,7 @@ petrel_server_t *petrel_server_start(petrel_app_t *app, char *err, size_t errlen
         srv->workers[i].listen_fd = -1;
     int port = srv->conf.port;
     for (int i = 0; i < srv->nworkers; i++) {
-        int fd = listen_open(srv->conf.host, port, err, errlen);
+        int fd = listen_open(srv->conf.host, port, srv->conf.backlog, err, errlen);
         if (fd < 0)
             goto fail;
         srv->workers[i].listen_fd = fd;

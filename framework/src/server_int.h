@@ -36,7 +36,7 @@ struct petrel_app {
     size_t nwstart, nwstop;
     petrel_config_t *cfg;
     void *state;
-    petrel_server_t *server; /* running server, or NULL */
+    petrel_server_t *server;              /* running server, or NULL */
     struct petrel__collector *collectors; /* metrics collectors (metrics.c) */
     size_t ncollectors;
     petrel_readiness_cb readiness;
@@ -62,6 +62,8 @@ struct server_conf {
     int64_t io_timeout_ms;
     int64_t keepalive_timeout_ms;
     double shutdown_timeout_s;
+    double startup_timeout_s;
+    int backlog;
     size_t fiber_stack;
     size_t fiber_pool_max;
     int64_t slow_callback_ms;

@@ -351,3 +351,29 @@ Test(lifespan, failing_worker_start_hook_makes_start_fail, .timeout = 30)
     cr_assert_null(tc);
     petrel_app_free(app);
 }
+
+static atomic_int slow_hook_rc = 1;
+
+static int hook_very_slow_cb(petrel_app_t *a, void *arg)
+{
+    (void)a;
+    (void)arg;
+    int rc = petrel_sleep(5000);
+    atomic_store(&slow_hook_rc, rc);
+    return rc;
+}
+
+Test(lifespan, startup_past_its_deadline_is_cancelled_and_fails, .timeout = 30)
+{
+    petrel_app_t *app = new_app();
+    petrel_app_on_startup(app, hook_very_slow_cb, NULL);
+    const char *const ov[] = {"server.workers=1", "server.startup_timeout_s=0.3", NULL};
+    double t0 = support_now_ms();
+    petrel_testclient_t *tc = petrel_test_start(app, NULL, ov);
+    double took = support_now_ms() - t0;
+    cr_assert_null(tc);
+    cr_assert(took < 2000, "a 0.3 s startup deadline failed after %.0f ms", took);
+    cr_assert_eq(atomic_load(&slow_hook_rc), PETREL_ECANCELED, "the hook's sleep returned %d",
+                 atomic_load(&slow_hook_rc));
+    petrel_app_free(app);
+}
