@@ -26,6 +26,7 @@
 #include <petrel/log.h>
 
 #include "log_int.h"
+#include "petrel/req.h"
 
 /* Buffered threads flush once the buffer passes this, so a burst inside one
  * loop iteration cannot grow memory without bound. */
@@ -288,7 +289,7 @@ static void log_put_value(struct log_buf *b, json_t *v)
         return;
     }
     size_t mark = b->len;
-    if (json_dump_callback(v, log_dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+    if (petrel_json_dump(v, log_dump_cb, b) != 0) {
         b->len = mark;
         LOG_PUT_LIT(b, "null");
     }

@@ -328,6 +328,12 @@ static void server_timing_header(petrel_req_t *req, const struct req_timing *t)
     (void)petrel_resp_header(req, "Server-Timing", buf);
 }
 
+/* Milliseconds rounded to the microsecond, so access records stay short. */
+static double ns_to_ms3(int64_t ns)
+{
+    return (double)((ns + 500) / 1000) / 1000.0;
+}
+
 json_t *petrel__metrics_response(petrel_req_t *req, int status)
 {
     petrel__metrics_t *m = req->w->srv->metrics;
@@ -350,14 +356,14 @@ json_t *petrel__metrics_response(petrel_req_t *req, int status)
         return NULL;
     int64_t wait = 0;
     json_t *x = json_object();
-    json_object_set_new(x, "run_ms", json_real((double)t.run / 1e6));
+    json_object_set_new(x, "run_ms", json_real(ns_to_ms3(t.run)));
     for (size_t i = 0; i < t.n; i++) {
         char key[64];
         snprintf(key, sizeof(key), "%s_ms", t.kind[i]);
-        json_object_set_new(x, key, json_real((double)t.ns[i] / 1e6));
+        json_object_set_new(x, key, json_real(ns_to_ms3(t.ns[i])));
         wait += t.ns[i];
     }
-    json_object_set_new(x, "wait_ms", json_real((double)wait / 1e6));
+    json_object_set_new(x, "wait_ms", json_real(ns_to_ms3(wait)));
     return x;
 }
 

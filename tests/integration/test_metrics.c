@@ -291,7 +291,8 @@ Test(metrics, blocking_handler_trips_the_stall_detector, .init = start, .fini = 
     fflush(stdout);
     dup2(saved, 1);
     close(saved);
-    cr_assert_eq(value_of(&sc, "petrel_slow_callbacks_total", ""), 1);
+    /* At least the blocking handler; on a loaded box the OS may stretch another slice too. */
+    cr_assert_geq(value_of(&sc, "petrel_slow_callbacks_total", ""), 1);
     free(sc.s);
     char *log = support_read_file(path);
     cr_assert_not_null(log);
