@@ -14,10 +14,10 @@
 #include <petrel/config.h>
 
 static const petrel_cfg_key_t app_keys[] = {
-    {"upstreams.*.base_url", PETREL_CFG_STR, NULL, "upstream origin", 0, 0, NULL},
-    {"upstreams.*.timeout_ms", PETREL_CFG_INT, "1000", "upstream timeout", 1, 60000, NULL},
-    {"upstreams.*.hosts", PETREL_CFG_STRLIST, "a, b", "hosts", 0, 0, NULL},
-    {"upstreams.default_timeout_ms", PETREL_CFG_INT, "5", "literal beside a map", 0, 0, NULL},
+    {"origins.*.base_url", PETREL_CFG_STR, NULL, "upstream origin", 0, 0, NULL},
+    {"origins.*.timeout_ms", PETREL_CFG_INT, "1000", "upstream timeout", 1, 60000, NULL},
+    {"origins.*.hosts", PETREL_CFG_STRLIST, "a, b", "hosts", 0, 0, NULL},
+    {"origins.default_timeout_ms", PETREL_CFG_INT, "5", "literal beside a map", 0, 0, NULL},
     {"permits.*.limit", PETREL_CFG_INT, "10", "permits", 1, 1000, NULL},
     {"app.tags", PETREL_CFG_STRLIST, NULL, "tags", 0, 0, NULL},
     {"app.ratio", PETREL_CFG_FLOAT, "0.5", "a ratio", 0, 1, NULL},
@@ -299,8 +299,8 @@ Test(config, environment_errors_name_the_variable)
                      "error");
     /* Section names are lower-cased on the way in, so a lower-case variable
      * name is a typo, not a section. */
-    expect_env_error((char *[]){"PETREL_UPSTREAMS_weather_BASE_URL=x", NULL},
-                     "environment: PETREL_UPSTREAMS_weather_BASE_URL: does not match any "
+    expect_env_error((char *[]){"PETREL_ORIGINS_weather_BASE_URL=x", NULL},
+                     "environment: PETREL_ORIGINS_weather_BASE_URL: does not match any "
                      "configuration key");
 }
 
@@ -320,22 +320,22 @@ Test(config, non_config_variables_are_allowed)
 Test(config, environment_fills_map_sections_with_underscored_names)
 {
     petrel_config_t *cfg = new_cfg();
-    char *env[] = {"PETREL_UPSTREAMS_WEATHER_BASE_URL=http://w",
-                   "PETREL_UPSTREAMS_STOCK_PRICES_BASE_URL=http://p",
-                   "PETREL_UPSTREAMS_STOCK_PRICES_TIMEOUT_MS=250",
-                   "PETREL_UPSTREAMS_DEFAULT_TIMEOUT_MS=7",
+    char *env[] = {"PETREL_ORIGINS_WEATHER_BASE_URL=http://w",
+                   "PETREL_ORIGINS_STOCK_PRICES_BASE_URL=http://p",
+                   "PETREL_ORIGINS_STOCK_PRICES_TIMEOUT_MS=250",
+                   "PETREL_ORIGINS_DEFAULT_TIMEOUT_MS=7",
                    "PETREL_PERMITS_DB_HEAVY_LIMIT=3",
                    NULL};
     cr_assert_eq(petrel_config_load(cfg, NULL, env, err, sizeof(err)), 0, "%s", err);
-    cr_assert_str_eq(petrel_config_str(cfg, "upstreams.weather.base_url"), "http://w");
-    cr_assert_str_eq(petrel_config_str(cfg, "upstreams.stock_prices.base_url"), "http://p");
-    cr_assert_eq(petrel_config_int(cfg, "upstreams.stock_prices.timeout_ms"), 250);
-    cr_assert_eq(petrel_config_int(cfg, "upstreams.weather.timeout_ms"), 1000);
+    cr_assert_str_eq(petrel_config_str(cfg, "origins.weather.base_url"), "http://w");
+    cr_assert_str_eq(petrel_config_str(cfg, "origins.stock_prices.base_url"), "http://p");
+    cr_assert_eq(petrel_config_int(cfg, "origins.stock_prices.timeout_ms"), 250);
+    cr_assert_eq(petrel_config_int(cfg, "origins.weather.timeout_ms"), 1000);
     /* A literal key beats a section named "default". */
-    cr_assert_eq(petrel_config_int(cfg, "upstreams.default_timeout_ms"), 7);
+    cr_assert_eq(petrel_config_int(cfg, "origins.default_timeout_ms"), 7);
     cr_assert_eq(petrel_config_int(cfg, "permits.db_heavy.limit"), 3);
     size_t n;
-    const char *const *names = petrel_config_map_names(cfg, "upstreams", &n);
+    const char *const *names = petrel_config_map_names(cfg, "origins", &n);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(names[0], "weather");
     cr_assert_str_eq(names[1], "stock_prices");
@@ -346,7 +346,7 @@ Test(config, environment_fills_map_sections_with_underscored_names)
 Test(config, yaml_map_sections_and_their_names)
 {
     petrel_config_t *cfg = new_cfg();
-    const char *f = yaml_file("upstreams:\n"
+    const char *f = yaml_file("origins:\n"
                               "  default_timeout_ms: 9\n"
                               "  prices:\n"
                               "    base_url: http://p\n"
@@ -359,16 +359,16 @@ Test(config, yaml_map_sections_and_their_names)
                               "    limit: 2\n");
     cr_assert_eq(petrel_config_load(cfg, f, no_env, err, sizeof(err)), 0, "%s", err);
     size_t n;
-    const char *const *names = petrel_config_map_names(cfg, "upstreams", &n);
+    const char *const *names = petrel_config_map_names(cfg, "origins", &n);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(names[0], "prices");
     cr_assert_str_eq(names[1], "weather");
-    cr_assert_eq(petrel_config_int(cfg, "upstreams.default_timeout_ms"), 9);
-    const char *const *hosts = petrel_config_strlist(cfg, "upstreams.prices.hosts", &n);
+    cr_assert_eq(petrel_config_int(cfg, "origins.default_timeout_ms"), 9);
+    const char *const *hosts = petrel_config_strlist(cfg, "origins.prices.hosts", &n);
     cr_assert_eq(n, 3);
     cr_assert_str_eq(hosts[2], "h3");
     /* An unset strlist in a section has the declared default. */
-    hosts = petrel_config_strlist(cfg, "upstreams.weather.hosts", &n);
+    hosts = petrel_config_strlist(cfg, "origins.weather.hosts", &n);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(hosts[1], "b");
     /* An empty section still counts as a name, with defaults for its keys. */
@@ -386,12 +386,12 @@ Test(config, yaml_map_sections_and_their_names)
 
 Test(config, section_errors_name_the_full_path)
 {
-    expect_file_error("upstreams:\n  weather:\n    base_ur: x\n",
-                      "3: upstreams.weather.base_ur: unknown key");
-    expect_file_error("upstreams:\n  weather:\n    timeout_ms: 0\n",
-                      "3: upstreams.weather.timeout_ms: 0 is out of range 1..60000");
-    expect_file_error("upstreams:\n  Weather:\n    base_url: x\n",
-                      "2: upstreams.Weather: unknown key");
+    expect_file_error("origins:\n  weather:\n    base_ur: x\n",
+                      "3: origins.weather.base_ur: unknown key");
+    expect_file_error("origins:\n  weather:\n    timeout_ms: 0\n",
+                      "3: origins.weather.timeout_ms: 0 is out of range 1..60000");
+    expect_file_error("origins:\n  Weather:\n    base_url: x\n",
+                      "2: origins.Weather: unknown key");
 }
 
 Test(config, set_writes_one_key_and_rejects_unknown_ones)
@@ -400,8 +400,8 @@ Test(config, set_writes_one_key_and_rejects_unknown_ones)
     cr_assert_eq(petrel_config_set(cfg, "server.port", "0", err, sizeof(err)), 0);
     cr_assert_eq(petrel_config_int(cfg, "server.port"), 0);
     cr_assert(petrel_config_isset(cfg, "server.port"));
-    cr_assert_eq(petrel_config_set(cfg, "upstreams.x.base_url", "http://x", err, sizeof(err)), 0);
-    cr_assert_str_eq(petrel_config_str(cfg, "upstreams.x.base_url"), "http://x");
+    cr_assert_eq(petrel_config_set(cfg, "origins.x.base_url", "http://x", err, sizeof(err)), 0);
+    cr_assert_str_eq(petrel_config_str(cfg, "origins.x.base_url"), "http://x");
     cr_assert_eq(petrel_config_set(cfg, "server.nope", "1", err, sizeof(err)), PETREL_ECONFIG);
     cr_assert_str_eq(err, "server.nope: unknown key");
     cr_assert_eq(petrel_config_set(cfg, "server.port", "-1", err, sizeof(err)), PETREL_ECONFIG);
@@ -436,7 +436,7 @@ Test(config, keys_iterate_in_declaration_order)
     cr_assert(saw_level);
     cr_assert_str_eq(petrel_config_key_at(cfg, i - 1)->path, "app.ratio");
     cr_assert_str_eq(petrel_config_key_at(cfg, i - sizeof(app_keys) / sizeof(app_keys[0]))->path,
-                     "upstreams.*.base_url");
+                     "origins.*.base_url");
     petrel_config_free(cfg);
 }
 
