@@ -57,6 +57,7 @@ die() {
 deps() {
     apt_deps
     web_assets
+    test_tools
     openapi_validator
 }
 
@@ -85,6 +86,21 @@ apt_deps() {
 # web/package-lock.json), installed once and again when the lock file changes.
 web_assets() {
     [ -f "$ROOT/web/package-lock.json" ] || return 0
+    npm_ci "$ROOT/web" "the docs assets" || die "npm ci in web/ failed"
+}
+
+# The Node.js tools of the test suite (tests/tools/package-lock.json): the
+# OpenAPI validator test_openapi falls back on without a Python one. A failure
+# only warns: a Python openapi-spec-validator may still do.
+test_tools() {
+    [ -f "$ROOT/tests/tools/package-lock.json" ] || return 0
+    npm_ci "$ROOT/tests/tools" "the test tools" ||
+        log "warning: npm ci in tests/tools/ failed; test_openapi needs openapi-spec-validator"
+}
+
+# npm_ci DIR WHAT: `npm ci` in DIR unless its node_modules is newer than its lock.
+npm_ci() {
+    local dir=$1 what=$2
     # Node.js may come from elsewhere than Debian (the project machine has
     # NodeSource's nodejs, which conflicts with Debian's npm): install Debian's
     # only when there is no npm at all.
@@ -92,20 +108,23 @@ web_assets() {
         APT_PACKAGES=(nodejs npm)
         apt_deps
     fi
-    if [ -f "$ROOT/web/node_modules/.package-lock.json" ] &&
-        [ "$ROOT/web/node_modules/.package-lock.json" -nt "$ROOT/web/package-lock.json" ]; then
+    if [ -f "$dir/node_modules/.package-lock.json" ] &&
+        [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
         return 0
     fi
-    log "installing the docs assets (npm ci in web/)"
-    (cd "$ROOT/web" && npm ci --no-audit --no-fund --ignore-scripts </dev/null) ||
-        die "npm ci in web/ failed"
+    log "installing $what (npm ci in ${dir#"$ROOT"/}/)"
+    (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts </dev/null)
 }
 
 # openapi-spec-validator validates the OpenAPI document in the tests. Debian 12
-# does not package it (python3-openapi-spec-validator exists from Debian 13 on):
-# use a python3 that has it, else install it for the user with pip.
+# does not package it (python3-openapi-spec-validator exists from Debian 13 on)
+# and PyPI may be out of reach, so the npm validator test_tools installs is
+# enough (no pip then); else a python3 that has it; else pip, for the user.
 openapi_validator() {
     local py
+    if [ -f "$ROOT/tests/tools/node_modules/@seriousme/openapi-schema-validator/package.json" ]; then
+        return 0
+    fi
     for py in /usr/bin/python3 python3; do
         if "$py" -c 'import openapi_spec_validator' 2>/dev/null; then
             return 0
@@ -114,7 +133,7 @@ openapi_validator() {
     log "installing openapi-spec-validator (pip, user site)"
     /usr/bin/python3 -m pip install -q --user --break-system-packages \
         'openapi-spec-validator>=0.7,<0.8' </dev/null ||
-        log "warning: could not install openapi-spec-validator; test_openapi will fail"
+        log "warning: no OpenAPI validator (neither npm's nor pip's); test_openapi will fail"
 }
 
 # ---- build ----
