@@ -10,6 +10,8 @@
 
 #include <petrel/common.h>
 
+#include "common_int.h"
+
 /* One table drives both petrel_strerror() and petrel_err_name(), so a code can
  * never have a name without a description or the other way round. */
 struct common_err {
@@ -174,4 +176,57 @@ void petrel__assert_fail(const char *expr, const char *file, int line, const cha
     (void)fprintf(stderr, "%s:%d: %s: assertion `%s' failed\n", file, line, func, expr);
     (void)fflush(stderr);
     abort();
+}
+
+/* The standard reason phrases petrel answers with (RFC 9110 names). */
+const char *petrel__reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 418:
+        return "I'm a teapot";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "";
+    }
 }

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common_int.h"
 #include "petrel/req.h"
 #include "server_int.h"
 
@@ -285,39 +286,13 @@ static json_t *oa_param(struct oa_ctx *cx, const petrel_field_t *f, const char *
     return p;
 }
 
+/* FastAPI's wording: "Successful Response" for 2xx, the reason phrase otherwise. */
 static const char *oa_reason(int status)
 {
-    switch (status) {
-    case 200:
-    case 201:
-    case 202:
-    case 204:
+    if (status >= 200 && status < 300)
         return "Successful Response";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Content Too Large";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "Response";
-    }
+    const char *r = petrel__reason_phrase(status);
+    return r[0] != '\0' ? r : "Response";
 }
 
 static json_t *oa_json_content(json_t *schema)

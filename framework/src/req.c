@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common_int.h"
 #include "log_int.h"
 #include "metrics_int.h"
 #include "petrel/log.h"
@@ -295,58 +296,6 @@ int petrel_resp_header(petrel_req_t *req, const char *name, const char *value)
     req->hdrs[req->nhdrs++] =
         (struct resp_header){n, arena_copy_value(req, value, vlen), nlen, vlen};
     return 0;
-}
-
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 304:
-        return "Not Modified";
-    case 307:
-        return "Temporary Redirect";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 418:
-        return "I'm a teapot";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "";
-    }
 }
 
 /* ---- JSON text ---- */
@@ -693,7 +642,7 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     json_t *timing = petrel__metrics_response(req, status);
     req->responded = true;
     h->res.status = status;
-    h->res.reason = reason_phrase(status);
+    h->res.reason = petrel__reason_phrase(status);
     h->res.content_length = total;
     if (ctype != NULL)
         h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, ctlen);
