@@ -35,18 +35,24 @@ struct petrel__http_head {
  */
 int petrel__http_parse_head(const char *buf, size_t len, struct petrel__http_head *h);
 
+/** Bytes of chunk extensions and trailers a body may carry in all (they are skipped, not
+ * kept, so without a cap a server could stream them forever). */
+#define PETREL__HTTP_MAX_CHUNK_META (64 * 1024)
+
 /** Incremental chunked-body decoder. Zero-initialise before the first call. */
 struct petrel__chunked {
     int state;
     uint64_t left; /* bytes left in the current chunk */
     int digits;
+    uint32_t meta; /* extension and trailer bytes skipped so far */
 };
 
 /**
  * Decodes buf[0..*len) in place: the body bytes found are moved to the front and *len is
  * set to their count. Returns -2 when the body continues (all input was consumed), -1 on
- * malformed input, or, once the last chunk and the trailers are complete, the number of
- * input bytes that followed them (unread; a connection with such bytes is not reused).
+ * malformed input (including extensions + trailers over PETREL__HTTP_MAX_CHUNK_META), or, once the
+ * last chunk and the trailers are complete, the number of input bytes that followed them (unread; a
+ * connection with such bytes is not reused).
  */
 int64_t petrel__chunked_decode(struct petrel__chunked *d, char *buf, size_t *len);
 

@@ -6,8 +6,9 @@
  * It is strict where leniency would let a response smuggle a second one onto
  * a reused connection: two different Content-Length values, or a
  * Transfer-Encoding other than chunked, are malformed. It is fed untrusted
- * bytes, so every loop is bounded by the input length (fuzzed by
- * tests/fuzz/fuzz_http_parse.c).
+ * bytes, so every loop is bounded by the input length, and what the decoder
+ * skips (chunk extensions, trailers) is capped (fuzzed by
+ * tests/fuzz/fuzz_http_response.c).
  */
 #include <string.h>
 #include <strings.h>
@@ -88,11 +89,13 @@ static int head_framing(struct petrel__http_head *h)
             conn_keep |= list_has(v, vl, "keep-alive");
         }
     }
-    if (h->chunked)
-        h->content_length = -1; /* RFC 9112 6.3: chunked wins, and the connection must close */
     h->keepalive = h->minor_version == 1 ? !conn_close : conn_keep;
-    if (te_seen && h->content_length >= 0)
+    if (h->chunked && h->content_length >= 0) {
+        /* RFC 9112 6.3: chunked wins, and the connection must close (the two framings
+         * disagreeing is how a response gets smuggled onto a reused connection). */
+        h->content_length = -1;
         h->keepalive = false;
+    }
     /* Without a length the body runs until the server closes. */
     if (!h->chunked && h->content_length < 0 &&
         !(h->status / 100 == 1 || h->status == 204 || h->status == 304))
@@ -233,6 +236,8 @@ int64_t petrel__chunked_decode(struct petrel__chunked *d, char *buf, size_t *len
             break;
         }
         case CH_EXT:
+            if (++d->meta > PETREL__HTTP_MAX_CHUNK_META)
+                return -1;
             if (c == '\n')
                 d->state = d->left == 0 ? CH_TRAILER_START : CH_DATA;
             in++;
@@ -276,6 +281,8 @@ int64_t petrel__chunked_decode(struct petrel__chunked *d, char *buf, size_t *len
             }
             break;
         case CH_TRAILER:
+            if (++d->meta > PETREL__HTTP_MAX_CHUNK_META)
+                return -1;
             if (c == '\n')
                 d->state = CH_TRAILER_START;
             in++;
