@@ -95,9 +95,42 @@ struct petrel_http_client {
     int64_t consecutive_failures;
     int64_t opened_at_ms;
     bool probe_inflight;
+    double breaker_ratio; /* 0: off */
+    int64_t breaker_window;
+    uint8_t *win;                     /* the last breaker_window outcomes (1: failure), a ring */
+    int64_t win_n, win_pos, win_fail; /* outcomes held, next slot, failures among them */
     /* counters */
     _Atomic int64_t connects_total, reused_total, requests_total, retries_total, timeouts, errors;
+    /* the registry of live clients (for /metrics), guarded by reg_mu */
+    struct petrel_http_client *reg_prev, *reg_next;
 };
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static petrel_http_client_t *reg_head;
+
+static void registry_add(petrel_http_client_t *c)
+{
+    pthread_mutex_lock(&reg_mu);
+    c->reg_prev = NULL;
+    c->reg_next = reg_head;
+    if (reg_head != NULL)
+        reg_head->reg_prev = c;
+    reg_head = c;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void registry_remove(petrel_http_client_t *c)
+{
+    pthread_mutex_lock(&reg_mu);
+    if (c->reg_prev != NULL)
+        c->reg_prev->reg_next = c->reg_next;
+    else
+        reg_head = c->reg_next;
+    if (c->reg_next != NULL)
+        c->reg_next->reg_prev = c->reg_prev;
+    c->reg_prev = c->reg_next = NULL;
+    pthread_mutex_unlock(&reg_mu);
+}
 
 /* ------------------------------------------------------------------ */
 /* options and configuration                                           */
@@ -114,6 +147,7 @@ void petrel_http_opts_init(petrel_http_opts_t *o)
     o->max_response_bytes = 10 * 1024 * 1024;
     o->backoff_base_ms = 50;
     o->breaker_cooldown_ms = 5000;
+    o->breaker_window = 20;
     o->verify = true;
 }
 
@@ -147,6 +181,11 @@ static const petrel_cfg_key_t http_keys[] = {
      "consecutive failures that open the circuit breaker (0: off)", 0, 1000000, NULL},
     {"upstreams.*.breaker_cooldown_ms", PETREL_CFG_INT, "5000",
      "open breaker lets one probe through after this", 1, 3600000, NULL},
+    {"upstreams.*.breaker_ratio", PETREL_CFG_FLOAT, "0",
+     "failure ratio over the last breaker_window calls that opens the breaker (0: off)", 0, 1,
+     NULL},
+    {"upstreams.*.breaker_window", PETREL_CFG_INT, "20",
+     "calls the failure ratio is taken over (judged once that many were seen)", 1, 100000, NULL},
     {"upstreams.*.verify", PETREL_CFG_BOOL, "true", "verify TLS certificates and host names", 0, 0,
      NULL},
     {"upstreams.*.ca_file", PETREL_CFG_STR, NULL, "PEM CA bundle instead of the system store", 0, 0,
@@ -187,6 +226,8 @@ int petrel_http_client_from_config(const petrel_config_t *cfg, const char *name,
     o.backoff_base_ms = petrel_config_int(cfg, key(k, sizeof(k), name, "backoff_base_ms"));
     o.breaker_failures = petrel_config_int(cfg, key(k, sizeof(k), name, "breaker_failures"));
     o.breaker_cooldown_ms = petrel_config_int(cfg, key(k, sizeof(k), name, "breaker_cooldown_ms"));
+    o.breaker_ratio = petrel_config_float(cfg, key(k, sizeof(k), name, "breaker_ratio"));
+    o.breaker_window = petrel_config_int(cfg, key(k, sizeof(k), name, "breaker_window"));
     o.verify = petrel_config_bool(cfg, key(k, sizeof(k), name, "verify"));
     o.ca_file = petrel_config_str(cfg, key(k, sizeof(k), name, "ca_file"));
     size_t n = 0;
@@ -368,7 +409,8 @@ static bool headers_valid(const char *const *h)
 int petrel_http_client_new(const petrel_http_opts_t *o, petrel_http_client_t **out)
 {
     if (o->base_url == NULL || o->max_connections < 1 || o->max_keepalive < 0 ||
-        !headers_valid(o->headers)) {
+        !headers_valid(o->headers) || !(o->breaker_ratio >= 0.0 && o->breaker_ratio <= 1.0) ||
+        (o->breaker_ratio > 0.0 && o->breaker_window < 1)) {
         petrel_log_error("http client %s: invalid options", o->name ? o->name : "?");
         return PETREL_EINVAL;
     }
@@ -397,11 +439,17 @@ int petrel_http_client_new(const petrel_http_opts_t *o, petrel_http_client_t **o
     c->backoff_base_ms = o->backoff_base_ms;
     c->breaker_failures = o->breaker_failures;
     c->breaker_cooldown_ms = o->breaker_cooldown_ms;
+    c->breaker_ratio = o->breaker_ratio;
+    if (c->breaker_ratio > 0.0) {
+        c->breaker_window = o->breaker_window;
+        c->win = petrel_xcalloc((size_t)c->breaker_window, 1);
+    }
     for (size_t i = 0; o->retry_statuses != NULL && o->retry_statuses[i] != 0 &&
                        c->nretry_statuses < MAX_RETRY_STATUSES;
          i++)
         c->retry_statuses[c->nretry_statuses++] = o->retry_statuses[i];
     pthread_mutex_init(&c->mu, NULL);
+    registry_add(c);
     *out = c;
     return 0;
 fail:
@@ -427,6 +475,7 @@ void petrel_http_client_free(petrel_http_client_t *c)
 {
     if (c == NULL)
         return;
+    registry_remove(c);
     while (c->idle != NULL) {
         struct conn *k = c->idle;
         c->idle = k->next;
@@ -435,6 +484,7 @@ void petrel_http_client_free(petrel_http_client_t *c)
     pthread_mutex_destroy(&c->mu);
     if (c->ssl_ctx != NULL)
         SSL_CTX_free(c->ssl_ctx);
+    free(c->win);
     free(c->default_headers);
     free(c->host);
     free(c->host_hdr);
@@ -1124,10 +1174,37 @@ out:
 /* ------------------------------------------------------------------ */
 /* breaker                                                             */
 
+static bool breaker_on(const petrel_http_client_t *c)
+{
+    return c->breaker_failures > 0 || c->breaker_ratio > 0.0;
+}
+
+/* Forgets the failure-ratio window (the breaker opened or closed: start afresh). mu held. */
+static void window_reset_locked(petrel_http_client_t *c)
+{
+    c->win_n = c->win_pos = c->win_fail = 0;
+}
+
+/* Adds an outcome to the window; returns true when the ratio says open. mu held. */
+static bool window_add_locked(petrel_http_client_t *c, bool failed)
+{
+    if (c->win == NULL)
+        return false;
+    if (c->win_n == c->breaker_window)
+        c->win_fail -= c->win[c->win_pos]; /* the oldest outcome drops out */
+    else
+        c->win_n++;
+    c->win[c->win_pos] = failed ? 1 : 0;
+    c->win_fail += failed ? 1 : 0;
+    c->win_pos = (c->win_pos + 1) % c->breaker_window;
+    return c->win_n == c->breaker_window &&
+           (double)c->win_fail >= c->breaker_ratio * (double)c->breaker_window - 1e-9;
+}
+
 static int breaker_allow(petrel_http_client_t *c, bool *probe)
 {
     *probe = false;
-    if (c->breaker_failures <= 0)
+    if (!breaker_on(c))
         return 0;
     int rc = 0;
     pthread_mutex_lock(&c->mu);
@@ -1159,32 +1236,44 @@ static int breaker_allow(petrel_http_client_t *c, bool *probe)
 /* outcome: 1 success, -1 upstream failure, 0 neither (cancelled, local limits). */
 static void breaker_record(petrel_http_client_t *c, bool probe, int outcome)
 {
-    if (c->breaker_failures <= 0)
+    if (!breaker_on(c))
         return;
-    bool opened = false;
+    bool by_count = false, by_ratio = false;
+    int64_t wfail = 0, wn = 0;
     pthread_mutex_lock(&c->mu);
     if (probe) {
         c->probe_inflight = false;
         if (outcome > 0) {
             c->breaker = PETREL_BREAKER_CLOSED;
             c->consecutive_failures = 0;
+            window_reset_locked(c);
         } else if (outcome < 0) {
             c->breaker = PETREL_BREAKER_OPEN;
             c->opened_at_ms = petrel_now_ms();
         }
-    } else if (c->breaker == PETREL_BREAKER_CLOSED) {
-        if (outcome > 0) {
+    } else if (c->breaker == PETREL_BREAKER_CLOSED && outcome != 0) {
+        if (outcome > 0)
             c->consecutive_failures = 0;
-        } else if (outcome < 0 && ++c->consecutive_failures >= c->breaker_failures) {
+        else
+            by_count = c->breaker_failures > 0 && ++c->consecutive_failures >= c->breaker_failures;
+        by_ratio = window_add_locked(c, outcome < 0);
+        wfail = c->win_fail;
+        wn = c->win_n;
+        if (by_count || by_ratio) {
             c->breaker = PETREL_BREAKER_OPEN;
             c->opened_at_ms = petrel_now_ms();
-            opened = true;
+            c->consecutive_failures = 0;
+            window_reset_locked(c);
         }
     }
     pthread_mutex_unlock(&c->mu);
-    if (opened)
+    if (by_count)
         petrel_log_warn("http client %s: circuit breaker open after %lld consecutive failures",
                         c->name, (long long)c->breaker_failures);
+    else if (by_ratio)
+        petrel_log_warn("http client %s: circuit breaker open: %lld of the last %lld calls failed "
+                        "(breaker_ratio %g)",
+                        c->name, (long long)wfail, (long long)wn, c->breaker_ratio);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1468,4 +1557,56 @@ json_t *petrel_http_stats_json(petrel_http_client_t *c)
         (json_int_t)s.connects_total, "reused_total", (json_int_t)s.reused_total, "requests_total",
         (json_int_t)s.requests_total, "retries_total", (json_int_t)s.retries_total, "timeouts",
         (json_int_t)s.timeouts, "errors", (json_int_t)s.errors, "breaker", bnames[s.breaker]);
+}
+
+/* Runs under reg_mu, so no client is freed meanwhile (lock order: reg_mu, then c->mu). */
+static void client_collect(petrel_metrics_writer_t *w, petrel_http_client_t *c)
+{
+    petrel_http_stats_t s;
+    petrel_http_stats(c, &s);
+    static const char *const states[] = {"open", "idle", "in_use"};
+    const int64_t conns[] = {s.open, s.idle, s.in_use};
+    for (size_t i = 0; i < 3; i++) {
+        const char *l[] = {"upstream", c->name, "state", states[i], NULL};
+        petrel_metrics_gauge(w, "petrel_http_client_connections",
+                             "Outbound connections per upstream: open (idle + in use + "
+                             "connecting), idle in the keep-alive pool, in use",
+                             l, (double)conns[i]);
+    }
+    const char *l[] = {"upstream", c->name, NULL};
+    petrel_metrics_gauge(w, "petrel_http_client_max_connections",
+                         "Process-wide cap on open connections (max_connections)", l,
+                         (double)s.max_connections);
+    petrel_metrics_gauge(w, "petrel_http_client_waiting", "Calls waiting for a free connection", l,
+                         (double)s.waiting);
+    petrel_metrics_gauge(w, "petrel_http_client_breaker_open",
+                         "1 while the circuit breaker is open or half-open (calls fail fast)", l,
+                         s.breaker != PETREL_BREAKER_CLOSED ? 1.0 : 0.0);
+    petrel_metrics_counter(w, "petrel_http_client_connects_total", "TCP connections made", l,
+                           (double)s.connects_total);
+    petrel_metrics_counter(w, "petrel_http_client_reused_total",
+                           "Attempts served on a kept-alive connection", l, (double)s.reused_total);
+    petrel_metrics_counter(w, "petrel_http_client_requests_total", "Attempts sent", l,
+                           (double)s.requests_total);
+    petrel_metrics_counter(w, "petrel_http_client_retries_total", "Retries made", l,
+                           (double)s.retries_total);
+    petrel_metrics_counter(w, "petrel_http_client_timeouts_total",
+                           "Attempts that timed out (any phase, pool wait included)", l,
+                           (double)s.timeouts);
+    petrel_metrics_counter(w, "petrel_http_client_errors_total",
+                           "Attempts that failed otherwise (refused, reset, malformed, TLS)", l,
+                           (double)s.errors);
+}
+
+void petrel_http_metrics_collect(petrel_metrics_writer_t *w, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&reg_mu);
+    /* Oldest first, so the samples keep the clients' creation order. */
+    petrel_http_client_t *c = reg_head;
+    while (c != NULL && c->reg_next != NULL)
+        c = c->reg_next;
+    for (; c != NULL; c = c->reg_prev)
+        client_collect(w, c);
+    pthread_mutex_unlock(&reg_mu);
 }

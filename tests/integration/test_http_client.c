@@ -130,6 +130,7 @@ static void start(void)
     cr_assert_eq(support_wait_port(stub_port, 5000), 0, "petrel-stub did not listen");
     app = petrel_app_new("test_http_client", "1.0");
     cr_assert_eq(petrel_app_add_routes(app, routes, sizeof(routes) / sizeof(routes[0])), 0);
+    petrel_metrics_add_collector(app, petrel_http_metrics_collect, NULL);
     static const char *const overrides[] = {"server.workers=2", NULL};
     tc = petrel_test_start(app, NULL, overrides);
     cr_assert_not_null(tc);
@@ -456,6 +457,127 @@ Test(http_client, breaker_opens_fails_fast_and_closes_after_a_good_probe)
     json_decref(j);
     petrel_http_stats(cli, &st);
     cr_assert_eq(st.breaker, PETREL_BREAKER_CLOSED);
+}
+
+Test(http_client, breaker_opens_on_the_failure_ratio_over_a_sliding_window)
+{
+    petrel_http_opts_t o;
+    petrel_http_opts_init(&o);
+    o.breaker_failures = 0; /* the ratio alone */
+    o.breaker_ratio = 0.5;
+    o.breaker_window = 4;
+    o.breaker_cooldown_ms = 300;
+    use_client(&o);
+    petrel_http_stats_t st;
+    /* 1 failure in 4: under the ratio. Failures never consecutive here, so only the ratio
+     * can open it. */
+    static const char *const seq[] = {"/price/X?fail=500", "/price/X", "/price/X", "/price/X",
+                                      "/price/X?fail=503", "/price/X", NULL};
+    for (int i = 0; seq[i] != NULL; i++) {
+        json_t *j = call(seq[i], NULL);
+        cr_assert_str_eq(rc_of(j), "PETREL_OK", "call %d: %s", i, json_dumps(j, 0));
+        json_decref(j);
+        petrel_http_stats(cli, &st);
+        cr_assert_eq(st.breaker, PETREL_BREAKER_CLOSED, "opened after call %d", i);
+    }
+    /* The window now holds ok ok fail ok; one more failure slides it to ok fail ok fail:
+     * 2 of 4 = 0.5. */
+    json_t *j = call("/price/X?fail=502", NULL);
+    cr_assert_eq(json_integer_value(json_object_get(j, "status")), 502);
+    json_decref(j);
+    petrel_http_stats(cli, &st);
+    cr_assert_eq(st.breaker, PETREL_BREAKER_OPEN);
+    j = call("/price/X", NULL);
+    cr_assert_str_eq(rc_of(j), "PETREL_EBREAKER");
+    cr_assert(us_of(j) < 1000, "open breaker took %ld us to fail", us_of(j));
+    json_decref(j);
+    support_sleep_ms(350);
+    j = call("/price/X", NULL);
+    cr_assert_str_eq(rc_of(j), "PETREL_OK", "probe: %s", json_dumps(j, 0));
+    json_decref(j);
+    petrel_http_stats(cli, &st);
+    cr_assert_eq(st.breaker, PETREL_BREAKER_CLOSED);
+    /* The window restarted when it closed: one failure is not judged yet (1 of 1 seen). */
+    j = call("/price/X?fail=500", NULL);
+    json_decref(j);
+    petrel_http_stats(cli, &st);
+    cr_assert_eq(st.breaker, PETREL_BREAKER_CLOSED);
+}
+
+Test(http_client, breaker_ratio_options_are_validated)
+{
+    petrel_http_opts_t o;
+    petrel_http_opts_init(&o);
+    o.base_url = "http://127.0.0.1:1";
+    petrel_http_client_t *c = NULL;
+    o.breaker_ratio = 1.5;
+    cr_assert_eq(petrel_http_client_new(&o, &c), PETREL_EINVAL);
+    o.breaker_ratio = -0.1;
+    cr_assert_eq(petrel_http_client_new(&o, &c), PETREL_EINVAL);
+    o.breaker_ratio = 0.5;
+    o.breaker_window = 0;
+    cr_assert_eq(petrel_http_client_new(&o, &c), PETREL_EINVAL);
+    cr_assert_null(c);
+}
+
+/* ---- /metrics ---- */
+
+static char *scrape(void)
+{
+    petrel_test_res_t *r = petrel_test_get(tc, "/metrics");
+    cr_assert_eq(r->status, 200);
+    char *text = strdup(r->body);
+    petrel_test_res_free(r);
+    return text;
+}
+
+static void expect_sample(const char *text, const char *line)
+{
+    char want[256];
+    snprintf(want, sizeof(want), "\n%s\n", line);
+    cr_assert_not_null(strstr(text, want), "no sample \"%s\" in:\n%s", line, text);
+}
+
+Test(http_client, stats_are_exported_in_metrics_per_upstream)
+{
+    petrel_http_opts_t o;
+    petrel_http_opts_init(&o);
+    o.name = "mt";
+    o.read_ms = 200;
+    o.breaker_failures = 2;
+    o.max_connections = 7;
+    use_client(&o);
+    for (int i = 0; i < 3; i++) {
+        json_t *j = call("/price/X", NULL); /* 1 connect, then 2 reuses */
+        json_decref(j);
+    }
+    json_t *j = call("/price/X?delay_ms=600", NULL); /* reused; read timeout closes it */
+    cr_assert_str_eq(rc_of(j), "PETREL_ETIMEDOUT");
+    json_decref(j);
+    j = call("/price/X?fail=500", NULL); /* a new connection, kept; 2nd failure: open */
+    cr_assert_eq(json_integer_value(json_object_get(j, "status")), 500);
+    json_decref(j);
+    char *text = scrape();
+    expect_sample(text, "# TYPE petrel_http_client_connections gauge");
+    expect_sample(text, "petrel_http_client_connections{upstream=\"mt\",state=\"open\"} 1");
+    expect_sample(text, "petrel_http_client_connections{upstream=\"mt\",state=\"idle\"} 1");
+    expect_sample(text, "petrel_http_client_connections{upstream=\"mt\",state=\"in_use\"} 0");
+    expect_sample(text, "petrel_http_client_max_connections{upstream=\"mt\"} 7");
+    expect_sample(text, "petrel_http_client_waiting{upstream=\"mt\"} 0");
+    expect_sample(text, "petrel_http_client_breaker_open{upstream=\"mt\"} 1");
+    expect_sample(text, "# TYPE petrel_http_client_connects_total counter");
+    expect_sample(text, "petrel_http_client_connects_total{upstream=\"mt\"} 2");
+    expect_sample(text, "petrel_http_client_reused_total{upstream=\"mt\"} 3");
+    expect_sample(text, "petrel_http_client_requests_total{upstream=\"mt\"} 5");
+    expect_sample(text, "petrel_http_client_timeouts_total{upstream=\"mt\"} 1");
+    expect_sample(text, "petrel_http_client_errors_total{upstream=\"mt\"} 0");
+    free(text);
+    /* A freed client leaves the registry, and /metrics with it. */
+    petrel_http_client_free(cli);
+    cli = NULL;
+    text = scrape();
+    cr_assert_null(strstr(text, "upstream=\"mt\""), "freed client still exported");
+    free(text);
 }
 
 Test(http_client, task_group_failure_cancels_sibling_calls_and_closes_their_connections)

@@ -4,7 +4,8 @@
  * a keep-alive pool per client with a process-wide connection cap, timeouts
  * for connect, write, read, pool wait and the whole call, TLS with
  * verification and SNI on by default, retries with backoff for idempotent
- * methods, a circuit breaker and stats.
+ * methods, a circuit breaker (consecutive failures or a failure ratio) and
+ * stats, exported in /metrics by petrel_http_metrics_collect().
  *
  * One client talks to one origin (its base_url). Its pool is process-wide: the
  * sockets are not tied to an event loop (each wait registers the socket on the
@@ -21,6 +22,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,9 +46,13 @@ typedef struct petrel_http_opts {
     int64_t backoff_base_ms;     /**< backoff before retry i: base * 2^i, with jitter (50) */
     int64_t breaker_failures;    /**< consecutive failures that open the breaker; 0: off */
     int64_t breaker_cooldown_ms; /**< open -> half-open after this (default 5000) */
-    bool verify;                 /**< TLS certificate + host name verification (default true) */
-    const char *ca_file;         /**< PEM bundle to trust instead of the system store */
-    const char *const *headers;  /**< default headers, "Name: value", NULL-terminated */
+    double breaker_ratio;       /**< failure ratio over the last breaker_window calls that opens the
+                                     breaker (0 < r <= 1; 0: off, the default) */
+    int64_t breaker_window;     /**< calls the ratio is taken over; it is judged only once that
+                                     many were seen since the breaker last closed (default 20) */
+    bool verify;                /**< TLS certificate + host name verification (default true) */
+    const char *ca_file;        /**< PEM bundle to trust instead of the system store */
+    const char *const *headers; /**< default headers, "Name: value", NULL-terminated */
 } petrel_http_opts_t;
 
 /** Fills `o` with the defaults above (verify on, base_url NULL). */
@@ -163,6 +169,20 @@ typedef struct petrel_http_stats {
 PETREL_API void petrel_http_stats(petrel_http_client_t *c, petrel_http_stats_t *out);
 /** The stats as a JSON object (new reference); breaker as "closed"/"open"/"half_open". */
 PETREL_API json_t *petrel_http_stats_json(petrel_http_client_t *c);
+
+/**
+ * A metrics collector exporting every live client (created and not yet freed, whoever made
+ * it) at each scrape of /metrics; `arg` is unused. Register it once during setup:
+ *     petrel_metrics_add_collector(app, petrel_http_metrics_collect, NULL);
+ * Samples, labelled {upstream="<client name>"}:
+ *   petrel_http_client_connections{upstream,state="open|idle|in_use"}   gauge
+ *   petrel_http_client_max_connections, petrel_http_client_waiting      gauges
+ *   petrel_http_client_breaker_open        gauge: 1 while the breaker is open or half-open
+ *   petrel_http_client_connects_total, _reused_total, _requests_total, _retries_total,
+ *   _timeouts_total, _errors_total          counters (see petrel_http_stats_t)
+ * Thread-safe; clients may be created and freed while it runs. Await: no.
+ */
+PETREL_API void petrel_http_metrics_collect(petrel_metrics_writer_t *w, void *arg);
 
 #ifdef __cplusplus
 }
