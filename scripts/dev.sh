@@ -300,9 +300,11 @@ reload_stamp() {
 # serve_reload APP CONFIG: uvicorn --reload. Polls the sources' mtimes every
 # second (no inotify dependency); on a change it rebuilds and, if the build
 # succeeds, stops the server gracefully (SIGTERM) and starts the new binary. A
-# failed build keeps the old server running. Ctrl-C stops both and PostgreSQL.
+# failed build keeps the old server running; a server that exits (crash, port
+# taken) is reported once and restarted on the next change. Ctrl-C stops both
+# and PostgreSQL.
 serve_reload() {
-    local app=$1 config=$2 pid stamp now
+    local app=$1 config=$2 pid stamp now rc running=1
     log "serving with $config, reloading on source changes (Ctrl-C stops)"
     "$app" serve --config "$config" &
     pid=$!
@@ -310,26 +312,46 @@ serve_reload() {
     stamp=$(reload_stamp)
     while true; do
         sleep 1
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "the server exited; waiting for a source change to restart it"
+        if [ "$running" -eq 1 ] && ! kill -0 "$pid" 2>/dev/null; then
+            rc=0
+            wait "$pid" 2>/dev/null || rc=$?
+            forget_pid "$pid"
+            running=0
+            log "the server exited (status $rc); waiting for a source change to restart it"
         fi
         now=$(reload_stamp)
         [ "$now" != "$stamp" ] || continue
         stamp=$now
         log "change detected: rebuilding"
         if ! build >&2; then
-            log "build failed: keeping the running server"
+            if [ "$running" -eq 1 ]; then
+                log "build failed: keeping the running server"
+            else
+                log "build failed: no server until the next change builds"
+            fi
             continue
         fi
-        if kill -0 "$pid" 2>/dev/null; then
+        if [ "$running" -eq 1 ]; then
             kill -TERM "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
+            forget_pid "$pid"
         fi
         "$app" serve --config "$config" &
         pid=$!
         CLEANUP_PIDS+=("$pid")
+        running=1
         log "restarted (pid $pid)"
     done
+}
+
+# forget_pid PID: drops an exited (and reaped) child from CLEANUP_PIDS, so that
+# cleanup never signals a PID the system may have given to another process.
+forget_pid() {
+    local p keep=()
+    for p in "${CLEANUP_PIDS[@]}"; do
+        [ "$p" = "$1" ] || keep+=("$p")
+    done
+    CLEANUP_PIDS=("${keep[@]}")
 }
 
 # ---- test ----
