@@ -315,6 +315,5 @@ int app_http_init(petrel_app_t *app)
         return rc;
     petrel_app_on_startup(app, http_startup, NULL);
     petrel_app_on_shutdown(app, http_shutdown, NULL);
-    petrel_metrics_add_collector(app, petrel_http_metrics_collect, NULL); /* every client */
     return 0;
 }

@@ -21,6 +21,7 @@
 #include "log_int.h"
 #include "metrics_int.h"
 #include "petrel/db.h"
+#include "petrel/http.h"
 #include "petrel/limits.h"
 #include "petrel/log.h"
 #include "petrel/queue.h"
@@ -744,6 +745,7 @@ static void sem_collect(petrel_sem_t *sem, void *arg)
 static void scrape_modules(petrel_metrics_writer_t *w)
 {
     petrel_sem_foreach(sem_collect, w);
+    petrel_http_metrics_collect(w, NULL); /* every live outbound HTTP client */
     petrel_db_stats_t db;
     petrel_db_stats(&db);
     if (db.capacity > 0) {

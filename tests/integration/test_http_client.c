@@ -130,7 +130,6 @@ static void start(void)
     cr_assert_eq(support_wait_port(stub_port, 5000), 0, "petrel-stub did not listen");
     app = petrel_app_new("test_http_client", "1.0");
     cr_assert_eq(petrel_app_add_routes(app, routes, sizeof(routes) / sizeof(routes[0])), 0);
-    petrel_metrics_add_collector(app, petrel_http_metrics_collect, NULL);
     static const char *const overrides[] = {"server.workers=2", NULL};
     tc = petrel_test_start(app, NULL, overrides);
     cr_assert_not_null(tc);

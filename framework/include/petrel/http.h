@@ -171,9 +171,8 @@ PETREL_API void petrel_http_stats(petrel_http_client_t *c, petrel_http_stats_t *
 PETREL_API json_t *petrel_http_stats_json(petrel_http_client_t *c);
 
 /**
- * A metrics collector exporting every live client (created and not yet freed, whoever made
- * it) at each scrape of /metrics; `arg` is unused. Register it once during setup:
- *     petrel_metrics_add_collector(app, petrel_http_metrics_collect, NULL);
+ * Writes every live client's stats (created and not yet freed, whoever made it); `arg` is
+ * unused. /metrics calls it at each scrape for every app, so apps need not register it.
  * Samples, labelled {upstream="<client name>"}:
  *   petrel_http_client_connections{upstream,state="open|idle|in_use"}   gauge
  *   petrel_http_client_max_connections, petrel_http_client_waiting      gauges
