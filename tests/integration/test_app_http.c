@@ -47,34 +47,15 @@ TestSuite(app_http, .init = start_stub, .fini = stop_all, .timeout = 60);
  * and waits for /readyz. */
 static void serve(const char *prices_path, const char *extra)
 {
-    static char port_env[64], db_env[1024], prices_env[512], weather_env[256];
-    const char *db = getenv("PETREL_TEST_DATABASE_URL");
-    cr_assert(db != NULL && *db != '\0',
-              "PETREL_TEST_DATABASE_URL is not set (scripts/dev.sh test starts a PostgreSQL)");
-    app_port = support_free_port();
-    snprintf(db_env, sizeof(db_env), "PETREL_DATABASE_URL=%s", db);
-    snprintf(port_env, sizeof(port_env), "PETREL_SERVER_PORT=%d", app_port);
+    static char prices_env[512], weather_env[256];
     snprintf(prices_env, sizeof(prices_env),
              "PETREL_UPSTREAMS_PRICES_BASE_URL=http://127.0.0.1:%d%s", stub_port,
              prices_path != NULL ? prices_path : "");
     snprintf(weather_env, sizeof(weather_env),
              "PETREL_UPSTREAMS_WEATHER_BASE_URL=http://127.0.0.1:%d", stub_port);
-    const char *env[] = {port_env,    "PETREL_SERVER_WORKERS=2",
-                         db_env,      prices_env,
-                         weather_env, "PETREL_UPSTREAMS_PRICES_READ_MS=300",
-                         extra,       NULL};
-    support_proc_t m;
-    const char *margv[] = {SUPPORT_APP_BINARY, "migrate",           "up",
-                           "--config",         SUPPORT_TEST_CONFIG, NULL};
-    cr_assert_eq(support_spawn(&m, margv, env), 0);
-    int mst = support_wait_exit(&m, 30000);
-    cr_assert_eq(mst, 0, "petrel-app migrate up exited %d: %s", mst, support_proc_stderr(&m));
-    support_proc_cleanup(&m);
-    const char *argv[] = {SUPPORT_APP_BINARY, "serve", "--config", SUPPORT_TEST_CONFIG, NULL};
-    cr_assert_eq(support_spawn(&app, argv, env), 0);
-    if (support_wait_status(app_port, "/readyz", 200, 15000) != 0)
-        cr_assert_fail("petrel-app did not become ready on port %d\nstderr: %s", app_port,
-                       support_proc_stderr(&app));
+    const char *env[] = {prices_env, weather_env, "PETREL_UPSTREAMS_PRICES_READ_MS=300", extra,
+                         NULL};
+    app_port = support_start_app(&app, 2, env);
 }
 
 static petrel_test_res_t *get(const char *target)

@@ -19,41 +19,6 @@
 
 #include "support.h"
 
-/* Starts petrel-app on a free port with env overrides; waits for /readyz. */
-static int start_app(support_proc_t *p, const char *const *extra_env)
-{
-    static char port_env[64];
-    int port = support_free_port();
-    snprintf(port_env, sizeof(port_env), "PETREL_SERVER_PORT=%d", port);
-    const char *env[16] = {port_env, "PETREL_SERVER_WORKERS=2"};
-    size_t n = 2;
-    /* The app's database pool needs a URL; pass the one the test runner has. */
-    static char db_env[512];
-    const char *db = getenv("PETREL_DATABASE_URL");
-    if (db != NULL) {
-        snprintf(db_env, sizeof(db_env), "PETREL_DATABASE_URL=%s", db);
-        env[n++] = db_env;
-    }
-    for (size_t i = 0; extra_env != NULL && extra_env[i] != NULL && n < 15; i++)
-        env[n++] = extra_env[i];
-    env[n] = NULL;
-    const char *argv[] = {SUPPORT_APP_BINARY, "serve", "--config", SUPPORT_TEST_CONFIG, NULL};
-    cr_assert_eq(support_spawn(p, argv, env), 0);
-    if (support_wait_status(port, "/readyz", 200, 15000) != 0) {
-        char *err = support_proc_stderr(p);
-        support_proc_cleanup(p);
-        cr_assert_fail("petrel-app not ready: %s", err);
-    }
-    return port;
-}
-
-static void stop_app(support_proc_t *p)
-{
-    support_signal(p, SIGTERM);
-    cr_expect_eq(support_wait_exit(p, 10000), 0);
-    support_proc_cleanup(p);
-}
-
 struct burst {
     int port;
     _Atomic int ok, other, max_seen;
@@ -81,13 +46,13 @@ Test(limits, semaphore_of_3_never_admits_a_4th_across_workers, .timeout = 60)
     support_proc_t p;
     const char *env[] = {"PETREL_SEMAPHORES_LIMITED_ACQUIRE_TIMEOUT_MS=30000",
                          "PETREL_SERVER_REQUEST_TIMEOUT_MS=30000", NULL};
-    struct burst b = {.port = start_app(&p, env)};
+    struct burst b = {.port = support_start_app(&p, 2, env)};
     cr_assert_eq(support_parallel(200, limited_one, &b), 0);
     cr_expect_eq(atomic_load(&b.ok), 200, "ok %d, other %d", atomic_load(&b.ok),
                  atomic_load(&b.other));
     cr_expect_eq(atomic_load(&b.max_seen), 3, "the handler saw %d at once",
                  atomic_load(&b.max_seen));
-    stop_app(&p);
+    support_stop_app(&p);
 }
 
 static void slow_limited(int i, void *arg)
@@ -100,7 +65,7 @@ Test(limits, acquire_timeout_answers_503_with_retry_after, .timeout = 60)
 {
     support_proc_t p;
     const char *env[] = {"PETREL_SEMAPHORES_LIMITED_ACQUIRE_TIMEOUT_MS=200", NULL};
-    int port = start_app(&p, env);
+    int port = support_start_app(&p, 2, env);
     /* Hold the 3 slots from background threads. */
     pid_t kid = fork();
     if (kid == 0) {
@@ -122,14 +87,14 @@ Test(limits, acquire_timeout_answers_503_with_retry_after, .timeout = 60)
     r = support_get(port, "/api/limited?ms=10", 5000);
     cr_expect_eq(r->status, 200);
     petrel_test_res_free(r);
-    stop_app(&p);
+    support_stop_app(&p);
 }
 
 Test(limits, a_disconnected_client_releases_its_slot, .timeout = 60)
 {
     support_proc_t p;
     const char *env[] = {"PETREL_SEMAPHORES_LIMITED_ACQUIRE_TIMEOUT_MS=300", NULL};
-    int port = start_app(&p, env);
+    int port = support_start_app(&p, 2, env);
     int fds[3];
     static const char req[] = "GET /api/limited?ms=8000 HTTP/1.1\r\nHost: x\r\n\r\n";
     for (int i = 0; i < 3; i++) {
@@ -147,7 +112,7 @@ Test(limits, a_disconnected_client_releases_its_slot, .timeout = 60)
     r = support_get(port, "/api/limited?ms=10", 5000);
     cr_expect_eq(r->status, 200, "cancelled handlers must give their slots back");
     petrel_test_res_free(r);
-    stop_app(&p);
+    support_stop_app(&p);
 }
 
 Test(limits, token_bucket_admits_burst_plus_rate_and_honours_retry_after, .timeout = 60)
@@ -155,7 +120,7 @@ Test(limits, token_bucket_admits_burst_plus_rate_and_honours_retry_after, .timeo
     support_proc_t p;
     const char *env[] = {"PETREL_RATE_LIMITS_THROTTLED_RATE=5",
                          "PETREL_RATE_LIMITS_THROTTLED_BURST=10", NULL};
-    int port = start_app(&p, env);
+    int port = support_start_app(&p, 2, env);
     /* Hammer for 1 s: burst (10) + rate x 1 s (5) get through. */
     double t0 = support_now_ms();
     int ok = 0, limited = 0;
@@ -186,5 +151,5 @@ Test(limits, token_bucket_admits_burst_plus_rate_and_honours_retry_after, .timeo
     petrel_test_res_t *r = support_get(port, "/api/throttled", 5000);
     cr_expect_eq(r->status, 200);
     petrel_test_res_free(r);
-    stop_app(&p);
+    support_stop_app(&p);
 }

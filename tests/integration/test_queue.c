@@ -17,41 +17,6 @@
 
 #include "support.h"
 
-/* Starts petrel-app on a free port with env overrides; waits for /readyz. */
-static int start_app(support_proc_t *p, const char *const *extra_env)
-{
-    static char port_env[64];
-    int port = support_free_port();
-    snprintf(port_env, sizeof(port_env), "PETREL_SERVER_PORT=%d", port);
-    const char *env[16] = {port_env, "PETREL_SERVER_WORKERS=2"};
-    size_t n = 2;
-    /* The app's database pool needs a URL; pass the one the test runner has. */
-    static char db_env[512];
-    const char *db = getenv("PETREL_DATABASE_URL");
-    if (db != NULL) {
-        snprintf(db_env, sizeof(db_env), "PETREL_DATABASE_URL=%s", db);
-        env[n++] = db_env;
-    }
-    for (size_t i = 0; extra_env != NULL && extra_env[i] != NULL && n < 15; i++)
-        env[n++] = extra_env[i];
-    env[n] = NULL;
-    const char *argv[] = {SUPPORT_APP_BINARY, "serve", "--config", SUPPORT_TEST_CONFIG, NULL};
-    cr_assert_eq(support_spawn(p, argv, env), 0);
-    if (support_wait_status(port, "/readyz", 200, 15000) != 0) {
-        char *err = support_proc_stderr(p);
-        support_proc_cleanup(p);
-        cr_assert_fail("petrel-app not ready: %s", err);
-    }
-    return port;
-}
-
-static void stop_app(support_proc_t *p)
-{
-    support_signal(p, SIGTERM);
-    cr_expect_eq(support_wait_exit(p, 10000), 0);
-    support_proc_cleanup(p);
-}
-
 static const char *post_job(int port, const char *body, int *status)
 {
     static const char *const h[] = {"Content-Type: application/json", NULL};
@@ -93,7 +58,7 @@ Test(queue, full_queue_answers_503_at_once, .timeout = 60)
 {
     support_proc_t p;
     const char *env[] = {"PETREL_QUEUE_MAXSIZE=2", "PETREL_QUEUE_WORKERS=1", NULL};
-    int port = start_app(&p, env);
+    int port = support_start_app(&p, 2, env);
     int st;
     post_job(port, "{\"sleep_ms\":1500}", &st); /* running */
     cr_expect_eq(st, 202);
@@ -110,7 +75,7 @@ Test(queue, full_queue_answers_503_at_once, .timeout = 60)
         support_get(port, "/api/jobs/00000000-0000-4000-8000-000000000000", 5000);
     cr_expect_eq(r->status, 404);
     petrel_test_res_free(r);
-    stop_app(&p);
+    support_stop_app(&p);
 }
 
 Test(queue, retries_back_off_exponentially_then_succeed, .timeout = 60)
@@ -118,7 +83,7 @@ Test(queue, retries_back_off_exponentially_then_succeed, .timeout = 60)
     support_proc_t p;
     const char *env[] = {"PETREL_QUEUE_RETRY_BASE_MS=200", "PETREL_QUEUE_RETRY_MAX_ATTEMPTS=4",
                          NULL};
-    int port = start_app(&p, env);
+    int port = support_start_app(&p, 2, env);
     int st;
     const char *id = post_job(port, "{\"fail_times\":2,\"data\":\"x\"}", &st);
     cr_assert_eq(st, 202);
@@ -131,7 +96,7 @@ Test(queue, retries_back_off_exponentially_then_succeed, .timeout = 60)
     cr_expect(
         support_json_eq(json_object_get(json_object_get(j, "result"), "echo"), "\"x\"", "result"));
     json_decref(j);
-    stop_app(&p);
+    support_stop_app(&p);
 }
 
 Test(queue, dead_letter_after_max_attempts, .timeout = 60)
@@ -139,7 +104,7 @@ Test(queue, dead_letter_after_max_attempts, .timeout = 60)
     support_proc_t p;
     const char *env[] = {"PETREL_QUEUE_RETRY_BASE_MS=20", "PETREL_QUEUE_RETRY_MAX_ATTEMPTS=3",
                          NULL};
-    int port = start_app(&p, env);
+    int port = support_start_app(&p, 2, env);
     int st;
     const char *id = post_job(port, "{\"fail_times\":100}", &st);
     cr_assert_eq(st, 202);
@@ -149,14 +114,14 @@ Test(queue, dead_letter_after_max_attempts, .timeout = 60)
     cr_expect_str_eq(json_string_value(json_object_get(j, "error")),
                      "simulated failure on attempt 3");
     json_decref(j);
-    stop_app(&p);
+    support_stop_app(&p);
 }
 
 Test(queue, sigterm_lets_running_jobs_finish, .timeout = 60)
 {
     support_proc_t p;
     const char *env[] = {"PETREL_QUEUE_WORKERS=1", NULL};
-    int port = start_app(&p, env);
+    int port = support_start_app(&p, 2, env);
     int st;
     post_job(port, "{\"sleep_ms\":800}", &st);
     cr_assert_eq(st, 202);

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
+
 extern char **environ;
 
 double support_now_ms(void)
@@ -418,4 +420,57 @@ int support_json_eq(const json_t *got, const char *expected, const char *what)
     }
     json_decref(want);
     return eq;
+}
+
+/* ---- the reference app as a child process ---- */
+
+int support_start_app(support_proc_t *p, int workers, const char *const *extra_env)
+{
+    static char port_env[64], workers_env[64], db_env[1024];
+    const char *db = getenv("PETREL_TEST_DATABASE_URL");
+    if (db == NULL || *db == '\0')
+        db = getenv("PETREL_DATABASE_URL");
+    cr_assert(db != NULL && *db != '\0',
+              "PETREL_TEST_DATABASE_URL is not set (scripts/dev.sh test starts a PostgreSQL)");
+    int port = support_free_port();
+    snprintf(port_env, sizeof(port_env), "PETREL_SERVER_PORT=%d", port);
+    snprintf(workers_env, sizeof(workers_env), "PETREL_SERVER_WORKERS=%d", workers);
+    snprintf(db_env, sizeof(db_env), "PETREL_DATABASE_URL=%s", db);
+    const char *env[32] = {port_env, workers_env, db_env};
+    size_t n = 3;
+    for (size_t i = 0; extra_env != NULL && extra_env[i] != NULL && n < 31; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+
+    /* /readyz stays 503 while migrations are pending. */
+    support_proc_t m;
+    const char *margv[] = {SUPPORT_APP_BINARY, "migrate",           "up",
+                           "--config",         SUPPORT_TEST_CONFIG, NULL};
+    cr_assert_eq(support_spawn(&m, margv, env), 0, "cannot start %s", SUPPORT_APP_BINARY);
+    int mst = support_wait_exit(&m, 30000);
+    char *merr = support_proc_stderr(&m);
+    support_proc_cleanup(&m);
+    cr_assert_eq(mst, 0, "petrel-app migrate up exited %d: %s", mst, merr);
+    free(merr);
+
+    const char *argv[] = {SUPPORT_APP_BINARY, "serve", "--config", SUPPORT_TEST_CONFIG, NULL};
+    cr_assert_eq(support_spawn(p, argv, env), 0, "cannot start %s", SUPPORT_APP_BINARY);
+    if (support_wait_status(port, "/readyz", 200, 15000) != 0) {
+        char *err = support_proc_stderr(p);
+        char *out = support_proc_stdout(p);
+        int st = support_wait_exit(p, 0);
+        support_proc_cleanup(p);
+        cr_assert_fail("petrel-app did not become ready on port %d (exit %d)\nstderr: %s\n"
+                       "stdout: %.2000s",
+                       port, st, err, out);
+    }
+    return port;
+}
+
+void support_stop_app(support_proc_t *p)
+{
+    support_signal(p, SIGTERM);
+    int st = support_wait_exit(p, 10000);
+    cr_expect_eq(st, 0, "petrel-app exited %d after SIGTERM: %s", st, support_proc_stderr(p));
+    support_proc_cleanup(p);
 }

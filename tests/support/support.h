@@ -75,6 +75,17 @@ char *support_proc_stderr(const support_proc_t *p);
 #define SUPPORT_TEST_CONFIG PETREL_SOURCE_DIR "/config/test.yaml"
 
 /**
+ * The reference app as a user runs it: applies migrations to the suite's PostgreSQL
+ * (PETREL_TEST_DATABASE_URL, else PETREL_DATABASE_URL), then starts `petrel-app serve --config
+ * config/test.yaml` on a free port with `workers` workers, that database and `extra_env`
+ * ("NAME=value", NULL-terminated, may be NULL), and waits until /readyz answers 200.
+ * Returns the port; fails the current criterion test (with the app's stderr) otherwise.
+ */
+int support_start_app(support_proc_t *p, int workers, const char *const *extra_env);
+/** SIGTERM, expects exit status 0 within 10 s, and cleans up. */
+void support_stop_app(support_proc_t *p);
+
+/**
  * Runs fn(i, arg) for i in [0, n) on n threads at once (all released together by a
  * barrier) and joins them. Returns 0, or -1 when a thread could not be created.
  */
