@@ -69,7 +69,6 @@ struct post_msg {
     void *arg;
 };
 
-
 /* ------------------------------------------------------------------ */
 /* timers: a binary min-heap keyed by deadline                          */
 
@@ -664,7 +663,10 @@ void petrel_fiber_await_site(const char *file, int line)
 
 int petrel_sleep(int64_t ms)
 {
-    petrel_fiber_set_await_kind("sleep");
+    /* Keep a kind set by a caller that sleeps on its behalf (a rate limiter). */
+    petrel_fiber_t *self = petrel_fiber_current();
+    if (self != NULL && self->await_kind == NULL)
+        self->await_kind = "sleep";
     int rc = petrel__fiber_park(ms < 0 ? 0 : ms);
     return rc == PETREL_ETIMEDOUT ? 0 : rc;
 }
@@ -743,19 +745,26 @@ int petrel_wait_fd(int fd, int events, int64_t timeout_ms)
     petrel__sched_t *s = tl_sched;
     PETREL_ASSERT(s != NULL && s->current != NULL);
     petrel_fiber_t *f = s->current;
-    if (f->cancelled)
-        return PETREL_ECANCELED;
-    if (fd < 0 || (events & (PETREL_READABLE | PETREL_WRITABLE)) == 0)
-        return PETREL_EINVAL;
+    int rc;
+    if (f->cancelled) {
+        rc = PETREL_ECANCELED;
+        goto fail;
+    }
+    if (fd < 0 || (events & (PETREL_READABLE | PETREL_WRITABLE)) == 0) {
+        rc = PETREL_EINVAL;
+        goto fail;
+    }
     uint32_t ev = EPOLLONESHOT;
     if (events & PETREL_READABLE)
         ev |= EPOLLIN | EPOLLRDHUP;
     if (events & PETREL_WRITABLE)
         ev |= EPOLLOUT;
     petrel__fdwatch_t w = {.cb = fd_wait_cb, .data = f, .fd = -1};
-    int rc = petrel__fdwatch_add(s, &w, fd, ev);
-    if (rc != 0)
-        return rc == -EBADF || rc == -EPERM ? PETREL_EINVAL : rc;
+    rc = petrel__fdwatch_add(s, &w, fd, ev);
+    if (rc != 0) {
+        rc = rc == -EBADF || rc == -EPERM ? PETREL_EINVAL : rc;
+        goto fail;
+    }
     if (timeout_ms == PETREL_TIMEOUT_DEFAULT)
         timeout_ms = petrel__io_timeout_ms;
     /* A module that waits on its socket names the wait first ("db", "http"): keep it. */
@@ -763,6 +772,12 @@ int petrel_wait_fd(int fd, int events, int64_t timeout_ms)
         f->await_kind = "fd";
     rc = petrel__fiber_park(timeout_ms < 0 ? 0 : timeout_ms);
     petrel__fdwatch_del(s, &w);
+    return rc;
+
+fail:
+    /* No wait happened: the site and kind recorded for it must not stick to the next one. */
+    f->await_kind = NULL;
+    f->await_file = NULL;
     return rc;
 }
 
