@@ -1003,6 +1003,26 @@ static void waiter_remove(struct db_pool *p, struct waiter *w)
         p->wtail = prev;
 }
 
+/* Wakes the first waiter when it can make progress now: an idle connection, or room to open
+ * one (while the database is down it then fails fast on the reconnect backoff and kicks the
+ * next). Every acquire calls it on its way out, so the queue never sits parked until its
+ * timeouts while connections idle or slots are free: new arrivals queue behind a non-empty
+ * queue, so a waiter nobody wakes would otherwise turn every request into a
+ * pool_timeout_ms 503 ("pool exhausted") long after the database came back. */
+static void pool_kick(struct db_pool *p)
+{
+    if (p->whead == NULL || p->closing)
+        return;
+    if (p->idle == NULL && p->open >= p->size_cap + p->overflow_cap)
+        return;
+    struct waiter *w = p->whead;
+    p->whead = w->next;
+    if (p->whead == NULL)
+        p->wtail = NULL;
+    w->slot = true;
+    petrel__fiber_wake(w->fiber, 0);
+}
+
 static int acquire_fail(int code, const char *msg)
 {
     db_set_err(NULL, "%s", msg);
@@ -1043,12 +1063,15 @@ int petrel_db_acquire(int64_t timeout_ms, petrel_db_conn_t **out)
                 }
                 checkout_register(c);
                 *out = c;
+                pool_kick(p);
                 return 0;
             }
             /* 2. a new connection while this worker's share allows */
             if (p->open < p->size_cap + p->overflow_cap) {
-                if (p->fail_count > 0 && petrel_now_ms() < p->retry_at_ms)
+                if (p->fail_count > 0 && petrel_now_ms() < p->retry_at_ms) {
+                    pool_kick(p);
                     return acquire_fail(PETREL_EPOOL, "Database unavailable");
+                }
                 int rc = conn_open(p, &c);
                 if (rc == PETREL_ECANCELED)
                     return rc;
@@ -1058,6 +1081,7 @@ int petrel_db_acquire(int64_t timeout_ms, petrel_db_conn_t **out)
                 atomic_fetch_add_explicit(&stats.checked_out, 1, memory_order_relaxed);
                 checkout_register(c);
                 *out = c;
+                pool_kick(p);
                 return 0;
             }
         }
@@ -1083,14 +1107,18 @@ int petrel_db_acquire(int64_t timeout_ms, petrel_db_conn_t **out)
             }
             checkout_register(w.conn);
             *out = w.conn;
+            pool_kick(p);
             return 0;
         }
         if (!w.slot)
             waiter_remove(p, &w);
-        if (rc == PETREL_ECANCELED)
-            return rc;
-        if (rc == PETREL_ETIMEDOUT)
+        if (rc == PETREL_ECANCELED || rc == PETREL_ETIMEDOUT) {
+            /* A wake that raced the timeout must not be lost. */
+            pool_kick(p);
+            if (rc == PETREL_ECANCELED)
+                return rc;
             break;
+        }
         queued_before = true;
     }
     atomic_fetch_add_explicit(&stats.timeouts, 1, memory_order_relaxed);
