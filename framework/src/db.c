@@ -153,6 +153,14 @@ static void db_set_err(const char *sqlstate, const char *fmt, ...)
     snprintf(tl_sqlstate, sizeof(tl_sqlstate), "%s", sqlstate != NULL ? sqlstate : "");
 }
 
+/* A connection died under a query: the log gets libpq's words, the client a
+ * plain "Database unavailable" (libpq's text names hosts and sockets). */
+static void db_conn_lost(petrel_db_conn_t *c)
+{
+    petrel_log(PETREL_LOG_WARN, "database connection lost: %s", PQerrorMessage(c->pg));
+    db_set_err("08006", "Database unavailable");
+}
+
 /* Records the thread's last error on the current request (if any) and returns code. */
 static int db_fail(int code)
 {
@@ -525,7 +533,7 @@ static int wait_result(petrel_db_conn_t *c, int64_t deadline)
         if (rc != 0)
             return rc;
         if (!PQconsumeInput(c->pg)) {
-            db_set_err(NULL, "database connection lost: %s", PQerrorMessage(c->pg));
+            db_conn_lost(c);
             return PETREL_EPOOL;
         }
     }
@@ -540,7 +548,7 @@ static int flush_out(petrel_db_conn_t *c, int64_t deadline)
         if (r == 0)
             return 0;
         if (r < 0) {
-            db_set_err(NULL, "database connection lost: %s", PQerrorMessage(c->pg));
+            db_conn_lost(c);
             return PETREL_EPOOL;
         }
         int64_t left = remaining_ms(deadline);
@@ -549,7 +557,7 @@ static int flush_out(petrel_db_conn_t *c, int64_t deadline)
         if (rc != 0)
             return rc;
         if (!PQconsumeInput(c->pg)) {
-            db_set_err(NULL, "database connection lost: %s", PQerrorMessage(c->pg));
+            db_conn_lost(c);
             return PETREL_EPOOL;
         }
     }
@@ -1215,11 +1223,15 @@ static int db_worker_start(petrel_app_t *app, int worker, void *arg)
     char appname[96];
     const char *an = petrel_config_str(cfg, "database.application_name");
     snprintf(appname, sizeof(appname), "%s-w%d", an != NULL ? an : "petrel", worker);
-    const char *kw[] = {"dbname", "options", "application_name", "client_encoding", NULL};
-    const char *vals[] = {url, opts, appname, "UTF8", NULL};
-    p->kw = petrel_xcalloc(5, sizeof(*p->kw));
-    p->vals = petrel_xcalloc(5, sizeof(*p->vals));
-    for (int i = 0; i < 4; i++) {
+    /* gssencmode comes before dbname so a URL can still turn it on: by default
+     * libpq would try GSSAPI first, whose Kerberos setup reads files on the loop
+     * and was seen corrupting memory when worker threads connect at once. */
+    const char *kw[] = {"gssencmode",       "dbname",          "options",
+                        "application_name", "client_encoding", NULL};
+    const char *vals[] = {"disable", url, opts, appname, "UTF8", NULL};
+    p->kw = petrel_xcalloc(6, sizeof(*p->kw));
+    p->vals = petrel_xcalloc(6, sizeof(*p->vals));
+    for (int i = 0; i < 5; i++) {
         p->kw[i] = kw[i];
         p->vals[i] = petrel_xstrdup(vals[i]);
     }
