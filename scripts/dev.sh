@@ -30,7 +30,7 @@ APT_PACKAGES=(
     libjansson-dev libyaml-dev libpq-dev             # JSON, config files, PostgreSQL client
     libcriterion-dev                                 # unit + integration tests
     postgresql postgresql-contrib                    # throwaway server for run/test
-    wrk nghttp2-client curl                          # benchmarks and HTTP/2 checks
+    wrk nghttp2-client curl openssl                  # benchmarks, HTTP/2 and TLS checks
     clang libclang-rt-14-dev                         # fuzz targets (libFuzzer runtime is only
                                                      # a Recommends, which we do not install)
     clang-format                                     # fmt/lint

@@ -140,7 +140,7 @@ void petrel_http_opts_init(petrel_http_opts_t *o)
     memset(o, 0, sizeof(*o));
     o->name = "http";
     o->max_connections = 100;
-    o->max_keepalive = 20;
+    o->max_keepalive = 100; /* = max_connections: a busy client never churns sockets */
     o->keepalive_expiry_s = 5.0;
     o->connect_ms = o->read_ms = o->write_ms = o->pool_ms = 5000;
     o->total_ms = 10000;
@@ -157,8 +157,10 @@ static const petrel_cfg_key_t http_keys[] = {
      NULL},
     {"upstreams.*.max_connections", PETREL_CFG_INT, "100",
      "process-wide cap on open connections to the upstream", 1, 100000, NULL},
-    {"upstreams.*.max_keepalive", PETREL_CFG_INT, "20", "idle keep-alive connections kept", 0,
-     100000, NULL},
+    {"upstreams.*.max_keepalive", PETREL_CFG_INT, "100",
+     "idle keep-alive connections kept; below max_connections, busy periods close and reopen "
+     "sockets",
+     0, 100000, NULL},
     {"upstreams.*.keepalive_expiry_s", PETREL_CFG_FLOAT, "5",
      "an idle connection older than this is closed", 0, 86400, NULL},
     {"upstreams.*.connect_ms", PETREL_CFG_INT, "5000", "TCP + TLS connect timeout", 1, 3600000,

@@ -436,8 +436,21 @@ static void log_put_int(struct log_buf *b, long long v)
     log_put(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
+/* Nanoseconds as milliseconds with three decimals ("12.345"). */
+static void log_put_ms(struct log_buf *b, int64_t ns)
+{
+    if (ns < 0)
+        ns = 0;
+    long long us = (long long)((ns + 500) / 1000);
+    log_put_int(b, us / 1000);
+    char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                    (char)('0' + us % 10)};
+    log_put(b, frac, sizeof(frac));
+}
+
 void petrel__log_access(const char *request_id, const char *method, size_t mlen, const char *path,
-                        size_t plen, int status, double duration_ms, int worker, json_t *extra)
+                        size_t plen, int status, double duration_ms, int worker,
+                        const petrel__log_timing_t *timing, json_t *extra)
 {
     static const char *const reserved[] = {"time", "level",  "msg",         "request_id", "method",
                                            "path", "status", "duration_ms", "worker",     NULL};
@@ -472,6 +485,19 @@ void petrel__log_access(const char *request_id, const char *method, size_t mlen,
     log_put(b, frac, sizeof(frac));
     LOG_PUT_LIT(b, ",\"worker\":");
     log_put_int(b, worker);
+    if (timing != NULL) {
+        /* Formatted here, not through jansson: this is on every request's path. */
+        LOG_PUT_LIT(b, ",\"run_ms\":");
+        log_put_ms(b, timing->run_ns);
+        for (size_t i = 0; i < timing->n; i++) {
+            LOG_PUT_LIT(b, ",\"");
+            log_put(b, timing->kind[i], strlen(timing->kind[i]));
+            LOG_PUT_LIT(b, "_ms\":");
+            log_put_ms(b, timing->ns[i]);
+        }
+        LOG_PUT_LIT(b, ",\"wait_ms\":");
+        log_put_ms(b, timing->wait_ns);
+    }
     log_put_fields(b, extra, reserved);
     json_decref(extra);
     log_end(b);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -51,8 +52,17 @@ void petrel__log_flush(void);
  * Built for the hot path: no allocation once the thread buffer is warm,
  * unless `extra` is given.
  */
+/** Where a request's time went, for its access record (run_ms, <kind>_ms..., wait_ms). */
+typedef struct petrel__log_timing {
+    int64_t run_ns, wait_ns;
+    size_t n;
+    const char *kind[16];
+    int64_t ns[16];
+} petrel__log_timing_t;
+
 void petrel__log_access(const char *request_id, const char *method, size_t mlen, const char *path,
                         size_t plen, int status, double duration_ms, int worker,
+                        const petrel__log_timing_t *timing /* may be NULL */,
                         json_t *extra /* steals, may be NULL */);
 
 /**

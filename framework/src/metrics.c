@@ -329,17 +329,11 @@ static void server_timing_header(petrel_req_t *req, const struct req_timing *t)
     (void)petrel_resp_header(req, "Server-Timing", buf);
 }
 
-/* Milliseconds rounded to the microsecond, so access records stay short. */
-static double ns_to_ms3(int64_t ns)
-{
-    return (double)((ns + 500) / 1000) / 1000.0;
-}
-
-json_t *petrel__metrics_response(petrel_req_t *req, int status)
+bool petrel__metrics_response(petrel_req_t *req, int status, petrel__log_timing_t *out)
 {
     petrel__metrics_t *m = req->w->srv->metrics;
     if (m == NULL)
-        return NULL;
+        return false;
     struct req_timing t;
     req_timing(req, petrel_now_ns(), &t);
     if (m->enabled) {
@@ -354,18 +348,16 @@ json_t *petrel__metrics_response(petrel_req_t *req, int status)
     if (m->server_timing)
         server_timing_header(req, &t);
     if (!m->access)
-        return NULL;
-    int64_t wait = 0;
-    json_t *x = json_object();
-    json_object_set_new(x, "run_ms", json_real(ns_to_ms3(t.run)));
-    for (size_t i = 0; i < t.n; i++) {
-        char key[64];
-        snprintf(key, sizeof(key), "%s_ms", t.kind[i]);
-        json_object_set_new(x, key, json_real(ns_to_ms3(t.ns[i])));
-        wait += t.ns[i];
+        return false;
+    out->run_ns = t.run;
+    out->wait_ns = 0;
+    out->n = 0;
+    for (size_t i = 0; i < t.n && out->n < sizeof(out->kind) / sizeof(out->kind[0]); i++) {
+        out->kind[out->n] = t.kind[i];
+        out->ns[out->n++] = t.ns[i];
+        out->wait_ns += t.ns[i];
     }
-    json_object_set_new(x, "wait_ms", json_real(ns_to_ms3(wait)));
-    return x;
+    return true;
 }
 
 /* ------------------------------------------------------------------ */

@@ -639,7 +639,8 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     if (h == NULL || req->responded)
         return;
     /* Counts the request and adds Server-Timing while headers can still be added. */
-    json_t *timing = petrel__metrics_response(req, status);
+    petrel__log_timing_t timing;
+    bool timed = petrel__metrics_response(req, status, &timing);
     req->responded = true;
     h->res.status = status;
     h->res.reason = petrel__reason_phrase(status);
@@ -658,7 +659,7 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     h2o_send(h, bufs, head ? 0 : nbufs, H2O_SEND_STATE_FINAL);
     double ms = (double)(petrel_now_ns() - req->start_ns) / 1e6;
     petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, status, ms,
-                       req->w->index, timing);
+                       req->w->index, timed ? &timing : NULL, NULL);
 }
 
 void petrel__req_send(petrel_req_t *req)

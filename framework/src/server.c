@@ -195,7 +195,7 @@ static void req_fiber_done(void *arg)
         /* The client left before we answered: log it as nginx's 499. */
         double ms = (double)(petrel_now_ns() - req->start_ns) / 1e6;
         petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, 499, ms,
-                           w->index, NULL);
+                           w->index, NULL, NULL);
         petrel__metrics_inline(w, req->route, false, 499, req->start_ns);
     }
     req->fiber->user = NULL;
@@ -347,7 +347,8 @@ static void send_inline_detail(struct worker *w, h2o_req_t *h, int status, json_
     send_inline_json(h, status, buf, n, allow);
     const char *m = h->method.base;
     size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
-    petrel__log_access(NULL, m, h->method.len, h->path.base, plen, status, 0.0, w->index, NULL);
+    petrel__log_access(NULL, m, h->method.len, h->path.base, plen, status, 0.0, w->index, NULL,
+                       NULL);
     petrel__metrics_inline(w, route, h->method.len == 4 && memcmp(m, "HEAD", 4) == 0, status,
                            start);
 }

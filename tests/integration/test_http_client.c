@@ -671,7 +671,7 @@ static const char *tls_call(const char *host, int port, const char *ca)
 static void tls_cases(const char *version)
 {
     if (!support_have_command("openssl"))
-        cr_skip_test("openssl CLI not installed");
+        cr_assert_fail("the openssl CLI is needed (scripts/dev.sh deps)");
     make_certs();
     int port = start_s_server(version);
     const char *r = tls_call("localhost", port, "ca.pem");

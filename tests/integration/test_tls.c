@@ -40,7 +40,7 @@ static char dir[256];
 static void start(void)
 {
     if (!support_have_command("openssl") || !support_have_command("curl"))
-        cr_skip_test("openssl and curl are needed for the TLS tests");
+        cr_assert_fail("openssl and curl are needed for the TLS tests (scripts/dev.sh deps)");
     cr_assert_eq(support_mkdtemp(dir, sizeof(dir)), 0);
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
@@ -127,7 +127,7 @@ Test(tls, plain_http_is_not_served_on_the_tls_port)
 Test(tls, http2_multiplexes_sleeping_requests_on_one_connection)
 {
     if (!support_have_command("h2load"))
-        cr_skip_test("h2load is not installed");
+        cr_assert_fail("h2load is not installed (nghttp2-client; scripts/dev.sh deps)");
     char cmd[512];
     /* 10 streams of a 500 ms sleep on one connection: ~0.5 s multiplexed, 5 s serially. */
     snprintf(cmd, sizeof(cmd), "h2load -n 10 -c 1 -m 10 https://127.0.0.1:%d/sleep?ms=500 2>&1",
