@@ -8,6 +8,7 @@
  * h2o loop as an ordinary socket: this keeps petrel independent of h2o's
  * socket internals and costs two epoll_ctl calls per wait.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@ struct petrel__sched {
     h2o_evloop_t *loop;
     h2o_multithread_queue_t *queue; /* cross-thread posts */
     h2o_multithread_receiver_t receiver;
+    pthread_mutex_t post_mu; /* guards posting against the queue's teardown */
+    bool posts_open;
     int64_t busy_ns; /* time running fibers since petrel__sched_take_busy_ns */
     int64_t slow_ns; /* stall detector threshold; 0 = off */
     void (*slow_cb)(petrel_fiber_t *f, int64_t slice_ns);
@@ -500,19 +503,19 @@ petrel__sched_t *petrel__sched_new(size_t stack_size, size_t pool_max)
         s->stack_size = 4 * s->page;
     s->pool_max = pool_max;
     s->epfd = -1;
+    pthread_mutex_init(&s->post_mu, NULL);
     tl_sched = s;
     return s;
 }
 
-void petrel__sched_free(petrel__sched_t *s)
+void petrel__sched_detach(petrel__sched_t *s)
 {
-    while (s->pool != NULL) {
-        petrel_fiber_t *f = s->pool;
-        s->pool = f->next_free;
-        fiber_unmap(f);
-    }
     if (s->queue != NULL) {
-        /* Posts that arrived after the loop stopped are dropped, never run. */
+        /* From here on posts are dropped by the poster; those that arrived
+         * after the loop stopped are dropped, never run. */
+        pthread_mutex_lock(&s->post_mu);
+        s->posts_open = false;
+        pthread_mutex_unlock(&s->post_mu);
         while (!h2o_linklist_is_empty(&s->receiver._messages)) {
             struct post_msg *m =
                 H2O_STRUCT_FROM_MEMBER(struct post_msg, super.link, s->receiver._messages.next);
@@ -521,16 +524,31 @@ void petrel__sched_free(petrel__sched_t *s)
         }
         h2o_multithread_unregister_receiver(s->queue, &s->receiver);
         h2o_multithread_destroy_queue(s->queue);
+        s->queue = NULL;
     }
     if (s->ep_sock != NULL) {
         h2o_socket_read_stop(s->ep_sock);
         h2o_socket_close(s->ep_sock); /* closes epfd */
+        s->ep_sock = NULL;
+        s->epfd = -1;
     } else if (s->epfd >= 0) {
         close(s->epfd);
+        s->epfd = -1;
     }
-    free(s->heap);
     if (tl_sched == s)
         tl_sched = NULL;
+}
+
+void petrel__sched_free(petrel__sched_t *s)
+{
+    petrel__sched_detach(s);
+    while (s->pool != NULL) {
+        petrel_fiber_t *f = s->pool;
+        s->pool = f->next_free;
+        fiber_unmap(f);
+    }
+    free(s->heap);
+    pthread_mutex_destroy(&s->post_mu);
     free(s);
 }
 
@@ -555,16 +573,23 @@ void petrel__sched_attach_loop(petrel__sched_t *s, void *h2o_loop)
     s->loop = h2o_loop;
     s->queue = h2o_multithread_create_queue(s->loop);
     h2o_multithread_register_receiver(s->queue, &s->receiver, sched_on_posts);
+    pthread_mutex_lock(&s->post_mu);
+    s->posts_open = true;
+    pthread_mutex_unlock(&s->post_mu);
 }
 
 void petrel__sched_post(petrel__sched_t *s, void (*cb)(void *arg), void *arg)
 {
-    PETREL_ASSERT(s->queue != NULL);
     /* calloc leaves the link unlinked, which h2o asserts on send. */
     struct post_msg *m = petrel_xcalloc(1, sizeof(*m));
     m->cb = cb;
     m->arg = arg;
-    h2o_multithread_send_message(&s->receiver, &m->super);
+    pthread_mutex_lock(&s->post_mu);
+    if (s->posts_open)
+        h2o_multithread_send_message(&s->receiver, &m->super);
+    else
+        free(m); /* the loop is gone: nothing waits there any more */
+    pthread_mutex_unlock(&s->post_mu);
 }
 
 int32_t petrel__sched_wait_ms(petrel__sched_t *s, int32_t max_ms)

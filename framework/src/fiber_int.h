@@ -95,7 +95,11 @@ struct petrel_fiber {
 /** Creates the calling thread's scheduler. `stack_size` bytes per fiber stack (rounded up to
  * pages, plus a guard page); at most `pool_max` idle stacks are kept. */
 petrel__sched_t *petrel__sched_new(size_t stack_size, size_t pool_max);
-/** Frees the scheduler; every fiber must be done. */
+/** Detaches the scheduler from its loop (posts are dropped from now on, its loop sockets are
+ * closed). Call on the loop's own thread before the loop is destroyed. */
+void petrel__sched_detach(petrel__sched_t *s);
+/** Frees the scheduler (detaching it first if needed); every fiber must be done. After
+ * petrel__sched_detach() this may run on any thread, once no other thread can still post. */
 void petrel__sched_free(petrel__sched_t *s);
 /** The calling thread's scheduler, or NULL. */
 petrel__sched_t *petrel__sched_current(void);

@@ -539,7 +539,44 @@ static void worker_poke(struct worker *w)
 {
     /* calloc leaves the link unlinked, which h2o asserts on send. */
     h2o_multithread_message_t *m = petrel_xcalloc(1, sizeof(*m));
-    h2o_multithread_send_message(&w->receiver, m);
+    pthread_mutex_lock(&w->poke_mu);
+    if (w->pokes_open)
+        h2o_multithread_send_message(&w->receiver, m);
+    else
+        free(m); /* the worker's loop is gone or not there yet */
+    pthread_mutex_unlock(&w->poke_mu);
+}
+
+/* Frees what worker_main made for its loop, on the same thread (see there). */
+static void worker_teardown(struct worker *w)
+{
+    pthread_mutex_lock(&w->poke_mu);
+    w->pokes_open = false;
+    pthread_mutex_unlock(&w->poke_mu);
+    /* A poke sent after the worker saw its stop flag is never read. */
+    while (!h2o_linklist_is_empty(&w->receiver._messages)) {
+        h2o_linklist_t *node = w->receiver._messages.next;
+        h2o_linklist_unlink(node);
+        free(H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, node));
+    }
+    h2o_multithread_unregister_receiver(w->queue, &w->receiver);
+    h2o_multithread_destroy_queue(w->queue);
+    w->queue = NULL;
+    /* Other threads may still post to the scheduler until they are joined;
+     * detach now (posts get dropped), free it in server_free. */
+    petrel__sched_detach(w->sched);
+    if (w->abandoned)
+        return; /* connections h2o would not close keep their loop */
+    /* request_shutdown arms http2's graceful-shutdown timer even with no
+     * HTTP/2 connection; h2o_context_dispose asserts every timer is idle. */
+    if (h2o_timeout_is_linked(&w->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
+    h2o_context_dispose(&w->ctx);
+    /* h2o frees closed sockets on the next loop runs; give it those. */
+    for (int k = 0; k < 3; k++)
+        h2o_evloop_run(w->loop, 0);
+    h2o_evloop_destroy(w->loop);
+    w->loop = NULL;
 }
 
 static void *worker_main(void *arg)
@@ -548,12 +585,29 @@ static void *worker_main(void *arg)
     petrel_server_t *srv = w->srv;
     tl_worker = w;
     petrel__log_thread_buffered(true);
+    /* Everything h2o allocates for this loop is made here, on the loop's own
+     * thread: h2o 2.2 keeps its socket buffer recycler in thread-local
+     * storage and a buffer remembers the thread that made it. */
+    w->loop = h2o_evloop_create();
+    h2o_context_init(&w->ctx, w->loop, &srv->globalconf);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = srv->globalconf.hosts;
+    w->accept_ctx.ssl_ctx = srv->ssl_ctx;
+    w->queue = h2o_multithread_create_queue(w->loop);
+    h2o_multithread_register_receiver(w->queue, &w->receiver, worker_on_message);
+    pthread_mutex_lock(&w->poke_mu);
+    w->pokes_open = true;
+    pthread_mutex_unlock(&w->poke_mu);
     w->sched = petrel__sched_new(srv->conf.fiber_stack, srv->conf.fiber_pool_max);
     petrel__sched_attach_loop(w->sched, w->loop);
     petrel__metrics_attach(w);
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
+    pthread_mutex_lock(&srv->mu);
+    srv->workers_ready++;
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
 
     size_t ran = 0;
     while (!atomic_load(&w->stop)) {
@@ -586,6 +640,7 @@ static void *worker_main(void *arg)
         h2o_socket_close(w->listener);
         w->listener = NULL;
     }
+    worker_teardown(w);
     petrel__log_flush();
     petrel__log_thread_buffered(false);
     return NULL;
@@ -864,33 +919,13 @@ static void server_free(petrel_server_t *srv)
     }
     for (int i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
-        if (w->loop == NULL)
-            continue;
-        if (w->queue != NULL) {
-            /* A poke sent after the worker saw its stop flag is never read. */
-            while (!h2o_linklist_is_empty(&w->receiver._messages)) {
-                h2o_linklist_t *node = w->receiver._messages.next;
-                h2o_linklist_unlink(node);
-                free(H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, node));
-            }
-            h2o_multithread_unregister_receiver(w->queue, &w->receiver);
-            h2o_multithread_destroy_queue(w->queue);
-        }
-        /* request_shutdown arms http2's graceful-shutdown timer even with no
-         * HTTP/2 connection; h2o_context_dispose asserts every timer is idle. */
-        if (h2o_timeout_is_linked(&w->ctx.http2._graceful_shutdown_timeout))
-            h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
-        h2o_context_dispose(&w->ctx);
+        /* The loop and its context were freed on the worker's own thread. */
         if (w->sched != NULL)
             petrel__sched_free(w->sched);
-        /* h2o frees closed sockets on the next loop runs; give it those. */
-        for (int k = 0; k < 3; k++)
-            h2o_evloop_run(w->loop, 0);
-        h2o_evloop_destroy(w->loop);
+        pthread_mutex_destroy(&w->poke_mu);
+        if (!w->started && w->listen_fd >= 0)
+            close(w->listen_fd);
     }
-    for (int i = 0; i < srv->nworkers; i++)
-        if (srv->workers[i].listen_fd >= 0 && srv->workers[i].loop == NULL)
-            close(srv->workers[i].listen_fd);
     free(srv->workers);
     if (srv->hostconf != NULL)
         h2o_config_dispose(&srv->globalconf);
@@ -970,8 +1005,10 @@ petrel_server_t *petrel_server_start(petrel_app_t *app, char *err, size_t errlen
 
     srv->nworkers = srv->conf.workers;
     srv->workers = petrel_xcalloc((size_t)srv->nworkers, sizeof(*srv->workers));
-    for (int i = 0; i < srv->nworkers; i++)
+    for (int i = 0; i < srv->nworkers; i++) {
         srv->workers[i].listen_fd = -1;
+        pthread_mutex_init(&srv->workers[i].poke_mu, NULL);
+    }
     int port = srv->conf.port;
     for (int i = 0; i < srv->nworkers; i++) {
         int fd = listen_open(srv->conf.host, port, srv->conf.backlog, err, errlen);
@@ -991,13 +1028,6 @@ petrel_server_t *petrel_server_start(petrel_app_t *app, char *err, size_t errlen
         w->srv = srv;
         w->reqid_salt = salt + (uint64_t)i * 0x100000001b3ull;
         h2o_linklist_init_anchor(&w->reqs);
-        w->loop = h2o_evloop_create();
-        h2o_context_init(&w->ctx, w->loop, &srv->globalconf);
-        w->accept_ctx.ctx = &w->ctx;
-        w->accept_ctx.hosts = srv->globalconf.hosts;
-        w->accept_ctx.ssl_ctx = srv->ssl_ctx;
-        w->queue = h2o_multithread_create_queue(w->loop);
-        h2o_multithread_register_receiver(w->queue, &w->receiver, worker_on_message);
     }
 
     /* Threads inherit this mask: signals are taken only by the thread that
@@ -1009,8 +1039,15 @@ petrel_server_t *petrel_server_start(petrel_app_t *app, char *err, size_t errlen
     pthread_sigmask(SIG_BLOCK, &set, &old);
     /* Hooks may ask petrel_app_workers() while the server starts. */
     app->server = srv;
-    for (int i = 0; i < srv->nworkers; i++)
+    for (int i = 0; i < srv->nworkers; i++) {
         pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+        srv->workers[i].started = true;
+    }
+    /* The control thread pokes workers: start it once every loop exists. */
+    pthread_mutex_lock(&srv->mu);
+    while (srv->workers_ready < srv->nworkers)
+        pthread_cond_wait(&srv->cv, &srv->mu);
+    pthread_mutex_unlock(&srv->mu);
     pthread_create(&srv->control, NULL, control_main, srv);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 

@@ -92,10 +92,13 @@ struct worker {
     _Atomic int hooks_done; /* set when the requested hooks finished */
     int hooks_rc;
     bool hooks_running;
-    _Atomic long inflight; /* request fibers alive on this worker */
-    _Atomic long conns;    /* client connections open on this worker */
-    bool abandoned;        /* connections outlived the stop grace: the loop is kept */
-    h2o_linklist_t reqs;   /* live petrel_req_t, for cancel-all */
+    _Atomic long inflight;   /* request fibers alive on this worker */
+    _Atomic long conns;      /* client connections open on this worker */
+    bool abandoned;          /* connections outlived the stop grace: the loop is kept */
+    bool started;            /* its thread was created (it owns listen_fd from then on) */
+    pthread_mutex_t poke_mu; /* guards pokes against the queue's teardown */
+    bool pokes_open;
+    h2o_linklist_t reqs; /* live petrel_req_t, for cancel-all */
     uint64_t reqid_seq;
     uint64_t reqid_salt;
 };
@@ -119,7 +122,8 @@ struct petrel_server {
     petrel__sched_t *control_sched;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int startup_done; /* 1 ok, -1 failed */
+    int startup_done;  /* 1 ok, -1 failed */
+    int workers_ready; /* workers whose loop is up */
     int stop_requested;
     int stop_result;
     int control_done;
