@@ -214,6 +214,10 @@ static void request_main(void *arg)
         rc = req->route->handler(req);
     if (req->responded || req->h2o == NULL)
         return;
+    if (rc == PETREL_ECANCELED && req->client_gone) {
+        /* The client hung up: nothing failed, req_fiber_done answers 499 for the log. */
+        return;
+    }
     if (rc < 0) {
         int status = petrel_err_http_status(rc);
         if (status >= 500 && status != 503 && status != 504) {
