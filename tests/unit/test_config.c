@@ -390,8 +390,7 @@ Test(config, section_errors_name_the_full_path)
                       "3: origins.weather.base_ur: unknown key");
     expect_file_error("origins:\n  weather:\n    timeout_ms: 0\n",
                       "3: origins.weather.timeout_ms: 0 is out of range 1..60000");
-    expect_file_error("origins:\n  Weather:\n    base_url: x\n",
-                      "2: origins.Weather: unknown key");
+    expect_file_error("origins:\n  Weather:\n    base_url: x\n", "2: origins.Weather: unknown key");
 }
 
 Test(config, set_writes_one_key_and_rejects_unknown_ones)
