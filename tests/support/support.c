@@ -342,11 +342,9 @@ int support_write_file(const char *path, const char *text)
     return rc;
 }
 
-char *support_read_file(const char *path)
+/* Reads a stream to its end into a NUL-terminated malloc'd string. */
+static char *read_stream(FILE *f)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
     size_t cap = 4096, len = 0;
     char *s = malloc(cap);
     if (s == NULL)
@@ -362,6 +360,15 @@ char *support_read_file(const char *path)
         }
     }
     s[len] = '\0';
+    return s;
+}
+
+char *support_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    char *s = read_stream(f);
     (void)fclose(f);
     return s;
 }
@@ -372,21 +379,7 @@ char *support_run(const char *cmd, int *status)
     FILE *f = popen(cmd, "r");
     if (f == NULL)
         return strdup("");
-    size_t cap = 4096, len = 0;
-    char *s = malloc(cap);
-    if (s == NULL)
-        abort();
-    size_t n;
-    while ((n = fread(s + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len - 1 == 0) {
-            cap *= 2;
-            s = realloc(s, cap);
-            if (s == NULL)
-                abort();
-        }
-    }
-    s[len] = '\0';
+    char *s = read_stream(f);
     int st = pclose(f);
     if (st != -1 && WIFEXITED(st))
         *status = WEXITSTATUS(st);
