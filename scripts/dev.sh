@@ -399,6 +399,14 @@ tally() {
     if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$c" -ne 0 ]; then
         T_BAD=$((T_BAD + 1))
         T_SUMMARY+=("[FAIL] $name: $line")
+        # Repeat criterion's own failure lines (which test, which assertion,
+        # sanitizer verdicts) under the summary: CI may keep only the tail.
+        local detail
+        while IFS= read -r detail; do
+            T_SUMMARY+=("       $detail")
+        done < <(sed 's/\x1b\[[0-9;]*m//g' "$logfile" |
+            grep -E '^\[(----|FAIL)\]|ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:|CRASH' |
+            grep -v '"level"' | head -n 20 || true)
     else
         T_SUMMARY+=("[ OK ] $name: $line")
     fi

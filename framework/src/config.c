@@ -667,7 +667,7 @@ static bool cfg_is_parent(const petrel_config_t *cfg, const char *path, bool *wi
         const struct cfg_decl *d = &cfg->decls[i];
         if (d->nseg <= nseg || cfg_match_segs(d->key->path, path, nseg) < 0)
             continue;
-        size_t l;
+        size_t l = 0;
         const char *s = cfg_seg(d->key->path, nseg - 1, &l);
         found = true;
         if (!(l == 1 && *s == '*'))

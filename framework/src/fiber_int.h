@@ -185,4 +185,12 @@ void petrel__ctx_switch(void **save_sp, void *load_sp);
 /** Default timeout for fd waits (server.io_timeout_ms), set by the server. */
 extern int64_t petrel__io_timeout_ms;
 
+/**
+ * True when the current fiber serves an HTTP/1 request (as its handler or a child task)
+ * whose client has hung up; the request is then cancelled, as the loop's hang-up watch
+ * would do a moment later. One poll(2): for callers about to spend something nobody may
+ * wait for any more, such as a new upstream connection (server.c).
+ */
+bool petrel__fiber_client_gone(void);
+
 #endif

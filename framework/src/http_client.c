@@ -101,6 +101,7 @@ struct petrel_http_client {
     int64_t win_n, win_pos, win_fail; /* outcomes held, next slot, failures among them */
     /* counters */
     _Atomic int64_t connects_total, reused_total, requests_total, retries_total, timeouts, errors;
+    _Atomic int64_t closed[PETREL_HTTP_CLOSE_REASONS];
     /* the registry of live clients (for /metrics), guarded by reg_mu */
     struct petrel_http_client *reg_prev, *reg_next;
 };
@@ -557,17 +558,18 @@ static void waiter_notify(struct waiter *w)
     }
 }
 
-/* Gives a connection back: pooled when `reuse`, else closed; either way its slot goes to
- * the first waiter if there is one. `k` NULL gives back a reserved slot whose connection
- * was never made. */
-static void pool_release(petrel_http_client_t *c, struct conn *k, bool reuse)
+/* Gives a connection back: pooled when `why` is CLOSE_NONE, else closed and counted under
+ * that reason; either way its slot goes to the first waiter if there is one. `k` NULL
+ * gives back a reserved slot whose connection was never made. */
+#define CLOSE_NONE (-1)
+static void pool_release(petrel_http_client_t *c, struct conn *k, int why)
 {
     struct waiter *w = NULL;
     struct conn *to_close = NULL;
     pthread_mutex_lock(&c->mu);
-    if (reuse && c->nidle >= c->max_keepalive && c->wq_head == NULL)
-        reuse = false;
-    if (reuse) {
+    if (why == CLOSE_NONE && c->nidle >= c->max_keepalive && c->wq_head == NULL)
+        why = PETREL_HTTP_CLOSE_POOL_FULL;
+    if (why == CLOSE_NONE) {
         w = pool_grant_locked(c, k);
         if (w == NULL) {
             k->idle_since_ms = petrel_now_ms();
@@ -585,8 +587,10 @@ static void pool_release(petrel_http_client_t *c, struct conn *k, bool reuse)
         }
     }
     pthread_mutex_unlock(&c->mu);
-    if (to_close != NULL)
+    if (to_close != NULL) {
+        atomic_fetch_add(&c->closed[why], 1);
         conn_close(to_close);
+    }
     if (w != NULL)
         waiter_notify(w);
 }
@@ -618,7 +622,8 @@ static int pool_acquire(petrel_http_client_t *c, int64_t deadline, struct conn *
                 break;
             c->open--;
             pthread_mutex_unlock(&c->mu);
-            conn_close(k); /* expired */
+            atomic_fetch_add(&c->closed[PETREL_HTTP_CLOSE_EXPIRED], 1);
+            conn_close(k);
             k = NULL;
             pthread_mutex_lock(&c->mu);
         }
@@ -633,7 +638,7 @@ static int pool_acquire(petrel_http_client_t *c, int64_t deadline, struct conn *
             pthread_mutex_unlock(&c->mu);
             if (k != NULL && !conn_alive(k)) {
                 /* The server closed it while idle: drop it and look again. */
-                pool_release(c, k, false);
+                pool_release(c, k, PETREL_HTTP_CLOSE_PEER);
                 continue;
             }
             *out = k;
@@ -700,11 +705,11 @@ static int pool_acquire(petrel_http_client_t *c, int64_t deadline, struct conn *
         waiter_unref(w);
         if (rc != 0) {
             /* Granted just as we gave up: pass the connection or slot on. */
-            pool_release(c, got, got != NULL);
+            pool_release(c, got, got != NULL ? CLOSE_NONE : PETREL_HTTP_CLOSE_CANCELLED);
             return rc;
         }
         if (got != NULL && !conn_alive(got)) {
-            pool_release(c, got, false);
+            pool_release(c, got, PETREL_HTTP_CLOSE_PEER);
             continue;
         }
         *out = got;
@@ -1390,9 +1395,15 @@ static int attempt(struct call *cl, const struct dbuf *req, bool is_head, bool *
                          rc == PETREL_ETIMEDOUT ? "timeout waiting for a connection" : "cancelled");
     }
     if (k == NULL) {
+        if (petrel__fiber_client_gone()) {
+            /* Do not open a connection for a caller that left: when many clients hang up
+             * at once, their closed calls' slots would otherwise become new connections. */
+            pool_release(c, NULL, PETREL_HTTP_CLOSE_CANCELLED);
+            return call_fail(cl, PETREL_ECANCELED, "cancelled: the client hung up");
+        }
         rc = conn_connect(cl, &k);
         if (rc != 0) {
-            pool_release(c, NULL, false);
+            pool_release(c, NULL, PETREL_HTTP_CLOSE_ERROR); /* a slot only: nothing to count */
             return rc;
         }
     } else {
@@ -1401,7 +1412,16 @@ static int attempt(struct call *cl, const struct dbuf *req, bool is_head, bool *
     rc = exchange(cl, k, req, is_head, &clean);
     if (rc != 0 && reused && !cl->got_bytes && rc != PETREL_ETIMEDOUT && rc != PETREL_ECANCELED)
         *stale = true;
-    pool_release(c, k, rc == 0 && clean);
+    int why = CLOSE_NONE;
+    if (rc == PETREL_ETIMEDOUT)
+        why = PETREL_HTTP_CLOSE_TIMEOUT;
+    else if (rc == PETREL_ECANCELED)
+        why = PETREL_HTTP_CLOSE_CANCELLED;
+    else if (rc != 0)
+        why = PETREL_HTTP_CLOSE_ERROR;
+    else if (!clean)
+        why = PETREL_HTTP_CLOSE_NOT_REUSABLE;
+    pool_release(c, k, why);
     return rc;
 }
 
@@ -1545,6 +1565,15 @@ void petrel_http_stats(petrel_http_client_t *c, petrel_http_stats_t *out)
     out->retries_total = atomic_load(&c->retries_total);
     out->timeouts = atomic_load(&c->timeouts);
     out->errors = atomic_load(&c->errors);
+    for (int i = 0; i < PETREL_HTTP_CLOSE_REASONS; i++)
+        out->closed[i] = atomic_load(&c->closed[i]);
+}
+
+const char *petrel_http_close_reason_name(petrel_http_close_reason_t r)
+{
+    static const char *const names[PETREL_HTTP_CLOSE_REASONS] = {
+        "expired", "peer", "not_reusable", "pool_full", "timeout", "cancelled", "error"};
+    return (unsigned)r < PETREL_HTTP_CLOSE_REASONS ? names[r] : "unknown";
 }
 
 json_t *petrel_http_stats_json(petrel_http_client_t *c)
@@ -1552,13 +1581,18 @@ json_t *petrel_http_stats_json(petrel_http_client_t *c)
     static const char *const bnames[] = {"closed", "open", "half_open"};
     petrel_http_stats_t s;
     petrel_http_stats(c, &s);
-    return json_pack(
-        "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "name", c->name, "open",
-        (json_int_t)s.open, "idle", (json_int_t)s.idle, "in_use", (json_int_t)s.in_use, "waiting",
-        (json_int_t)s.waiting, "max_connections", (json_int_t)s.max_connections, "connects_total",
-        (json_int_t)s.connects_total, "reused_total", (json_int_t)s.reused_total, "requests_total",
-        (json_int_t)s.requests_total, "retries_total", (json_int_t)s.retries_total, "timeouts",
-        (json_int_t)s.timeouts, "errors", (json_int_t)s.errors, "breaker", bnames[s.breaker]);
+    json_t *closed = json_object();
+    for (int i = 0; i < PETREL_HTTP_CLOSE_REASONS; i++)
+        json_object_set_new(closed, petrel_http_close_reason_name((petrel_http_close_reason_t)i),
+                            json_integer((json_int_t)s.closed[i]));
+    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:s}", "name", c->name,
+                     "open", (json_int_t)s.open, "idle", (json_int_t)s.idle, "in_use",
+                     (json_int_t)s.in_use, "waiting", (json_int_t)s.waiting, "max_connections",
+                     (json_int_t)s.max_connections, "connects_total", (json_int_t)s.connects_total,
+                     "reused_total", (json_int_t)s.reused_total, "requests_total",
+                     (json_int_t)s.requests_total, "retries_total", (json_int_t)s.retries_total,
+                     "timeouts", (json_int_t)s.timeouts, "errors", (json_int_t)s.errors, "closed",
+                     closed, "breaker", bnames[s.breaker]);
 }
 
 /* Runs under reg_mu, so no client is freed meanwhile (lock order: reg_mu, then c->mu). */
@@ -1598,6 +1632,13 @@ static void client_collect(petrel_metrics_writer_t *w, petrel_http_client_t *c)
     petrel_metrics_counter(w, "petrel_http_client_errors_total",
                            "Attempts that failed otherwise (refused, reset, malformed, TLS)", l,
                            (double)s.errors);
+    for (int i = 0; i < PETREL_HTTP_CLOSE_REASONS; i++) {
+        const char *lr[] = {"upstream", c->name, "reason",
+                            petrel_http_close_reason_name((petrel_http_close_reason_t)i), NULL};
+        petrel_metrics_counter(w, "petrel_http_client_closed_total",
+                               "Connections closed instead of pooled, by reason", lr,
+                               (double)s.closed[i]);
+    }
 }
 
 void petrel_http_metrics_collect(petrel_metrics_writer_t *w, void *arg)

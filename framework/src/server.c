@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,28 +157,58 @@ static void req_deadline_cb(petrel__timer_t *t)
 /* HTTP/1: h2o stops reading while a request is handled, so it would notice a
  * client that hung up only when writing the response. A waiting handler
  * watches the socket for the peer's FIN instead and is cancelled at once. */
-static void req_on_hup(petrel__fdwatch_t *hw, uint32_t events)
+static void req_client_left(petrel_req_t *req)
 {
-    petrel_req_t *req = hw->data;
-    (void)events;
-    petrel__fdwatch_del(req->w->sched, hw);
+    petrel__fdwatch_del(req->w->sched, &req->hup);
     req->client_gone = true;
     if (req->fiber != NULL)
         petrel_fiber_cancel(req->fiber);
 }
 
+static void req_on_hup(petrel__fdwatch_t *hw, uint32_t events)
+{
+    (void)events;
+    req_client_left(hw->data);
+}
+
+/* The HTTP/1 socket of the request a fiber serves (its handler or a child task), or -1. */
+static int req_client_fd(petrel_req_t *req)
+{
+    h2o_req_t *h = req->h2o;
+    if (h == NULL || h->version >= 0x200 || h->conn->callbacks->get_socket == NULL)
+        return -1;
+    h2o_socket_t *sock = h->conn->callbacks->get_socket(h->conn);
+    return sock != NULL ? h2o_socket_get_fd(sock) : -1;
+}
+
+bool petrel__fiber_client_gone(void)
+{
+    petrel_fiber_t *f = petrel_fiber_current();
+    petrel_req_t *req = f != NULL ? f->user : NULL;
+    if (req == NULL)
+        return false;
+    if (req->client_gone)
+        return true;
+    int fd = req_client_fd(req);
+    if (fd < 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) != 1 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0)
+        return false;
+    /* Seen before the loop's own watch fired: act as it would. */
+    req_client_left(req);
+    return true;
+}
+
 static void req_first_park(petrel_fiber_t *f)
 {
     petrel_req_t *req = f->user;
-    h2o_req_t *h = req->h2o;
-    if (h == NULL || h->version >= 0x200 || h->conn->callbacks->get_socket == NULL)
-        return;
-    h2o_socket_t *sock = h->conn->callbacks->get_socket(h->conn);
-    if (sock == NULL)
+    int fd = req_client_fd(req);
+    if (fd < 0)
         return;
     req->hup.cb = req_on_hup;
     req->hup.data = req;
-    (void)petrel__fdwatch_add(req->w->sched, &req->hup, h2o_socket_get_fd(sock), EPOLLRDHUP);
+    (void)petrel__fdwatch_add(req->w->sched, &req->hup, fd, EPOLLRDHUP);
 }
 
 static void req_fiber_done(void *arg)

@@ -8,7 +8,8 @@
  * Routes (keep-alive unless told otherwise):
  *   GET /price/{ticker}   {"ticker":..,"price":..}
  *   GET /weather/{city}   {"city":..,"temp_c":..}
- *   GET /stats            {"accepted","current","high_water","closed","requests"}
+ *   GET /stats            {"accepted","current","high_water","closed","requests",
+ *                          "aborted"}  (aborted: the client hung up during a delay)
  *   GET|POST /reset       zeroes the counters (high_water restarts at current)
  *   POST /echo            echoes the request body and a few headers as JSON
  * Query parameters on the data routes: delay_ms, jitter_ms (added delay in
@@ -21,6 +22,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -34,13 +36,35 @@
 #include <time.h>
 #include <unistd.h>
 
-static atomic_long accepted, current, high_water, closed_n, requests;
+static atomic_long accepted, current, high_water, closed_n, requests, aborted;
 
 static void nap_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+/* Sleeps ms unless the client hangs up first, as a real server notices a client
+ * that left (then true). A client that half-closes (SHUT_WR) counts as gone. */
+static bool nap_or_hangup(int fd, long ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = ms - ((t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L);
+        if (left <= 0)
+            return false;
+        struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+        int n = poll(&p, 1, (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0)
+            return true;
+        if (n > 0) /* pipelined bytes: keep sleeping, without spinning on them */
+            nap_ms(left);
+    }
 }
 
 static uint64_t xorshift(void)
@@ -146,15 +170,16 @@ static int handle(int fd, const char *method, char *target, const char *body, si
     if (strcmp(target, "/stats") == 0) {
         int n = snprintf(buf, sizeof(buf),
                          "{\"accepted\":%ld,\"current\":%ld,\"high_water\":%ld,\"closed\":%ld,"
-                         "\"requests\":%ld}",
+                         "\"requests\":%ld,\"aborted\":%ld}",
                          atomic_load(&accepted), atomic_load(&current), atomic_load(&high_water),
-                         atomic_load(&closed_n), atomic_load(&requests));
+                         atomic_load(&closed_n), atomic_load(&requests), atomic_load(&aborted));
         return respond(fd, 200, buf, (size_t)n, false, false, false);
     }
     if (strcmp(target, "/reset") == 0) {
         atomic_store(&accepted, 0);
         atomic_store(&closed_n, 0);
         atomic_store(&requests, 0);
+        atomic_store(&aborted, 0);
         atomic_store(&high_water, atomic_load(&current));
         return respond(fd, 200, "{\"reset\":true}", 14, false, false, false);
     }
@@ -169,8 +194,10 @@ static int handle(int fd, const char *method, char *target, const char *body, si
     long delay = qlong(q, "delay_ms", 0), jitter = qlong(q, "jitter_ms", 0);
     if (jitter > 0)
         delay += (long)(xorshift() % (uint64_t)jitter);
-    if (delay > 0)
-        nap_ms(delay);
+    if (delay > 0 && nap_or_hangup(fd, delay)) {
+        atomic_fetch_add(&aborted, 1);
+        return -1;
+    }
     if (qlong(q, "close", 0))
         return -1;
     long fail = qlong(q, "fail", 0);

@@ -149,6 +149,21 @@ typedef enum petrel_breaker_state {
     PETREL_BREAKER_HALF_OPEN,
 } petrel_breaker_state_t;
 
+/** Why the client closed a connection instead of keeping it in the pool. */
+typedef enum petrel_http_close_reason {
+    PETREL_HTTP_CLOSE_EXPIRED = 0,  /**< idle longer than keepalive_expiry_s */
+    PETREL_HTTP_CLOSE_PEER,         /**< the server closed it while it sat idle */
+    PETREL_HTTP_CLOSE_NOT_REUSABLE, /**< Connection: close, or a body that ends at EOF */
+    PETREL_HTTP_CLOSE_POOL_FULL,    /**< max_keepalive idle connections already */
+    PETREL_HTTP_CLOSE_TIMEOUT,      /**< a phase or the call's deadline timed out */
+    PETREL_HTTP_CLOSE_CANCELLED,    /**< the calling fiber was cancelled mid-exchange */
+    PETREL_HTTP_CLOSE_ERROR,        /**< reset, malformed or oversize response, TLS error */
+    PETREL_HTTP_CLOSE_REASONS
+} petrel_http_close_reason_t;
+
+/** The reason's name as in stats and metrics ("expired", "peer", ...). */
+PETREL_API const char *petrel_http_close_reason_name(petrel_http_close_reason_t r);
+
 /** A snapshot of a client's pool and counters (process-wide). */
 typedef struct petrel_http_stats {
     int64_t open;    /**< connections open (idle + in use + connecting) */
@@ -162,6 +177,7 @@ typedef struct petrel_http_stats {
     int64_t retries_total;
     int64_t timeouts; /**< attempts that timed out (any phase, pool included) */
     int64_t errors;   /**< attempts that failed otherwise */
+    int64_t closed[PETREL_HTTP_CLOSE_REASONS]; /**< connections closed, by reason */
     petrel_breaker_state_t breaker;
 } petrel_http_stats_t;
 
@@ -179,6 +195,8 @@ PETREL_API json_t *petrel_http_stats_json(petrel_http_client_t *c);
  *   petrel_http_client_breaker_open        gauge: 1 while the breaker is open or half-open
  *   petrel_http_client_connects_total, _reused_total, _requests_total, _retries_total,
  *   _timeouts_total, _errors_total          counters (see petrel_http_stats_t)
+ *   petrel_http_client_closed_total{upstream,reason}  counter, reasons as
+ *                                           petrel_http_close_reason_name() names them
  * Thread-safe; clients may be created and freed while it runs. Await: no.
  */
 PETREL_API void petrel_http_metrics_collect(petrel_metrics_writer_t *w, void *arg);
