@@ -43,6 +43,7 @@
 #include "http_int.h"
 #include "petrel/fiber.h"
 #include "petrel/http.h"
+#include "petrel/limits.h"
 #include "petrel/log.h"
 
 #define HEAD_MAX (64 * 1024) /* response head cap */
@@ -79,6 +80,7 @@ struct petrel_http_client {
     bool host_is_ip;
     SSL_CTX *ssl_ctx;
     char *default_headers; /* "Name: value\r\n"... */
+    petrel_sem_t *sem;     /* held by each whole call, or NULL */
     /* knobs */
     int64_t max_connections, max_keepalive, keepalive_expiry_ms;
     int64_t connect_ms, read_ms, write_ms, pool_ms, total_ms, max_response_bytes;
@@ -195,6 +197,10 @@ static const petrel_cfg_key_t http_keys[] = {
      NULL},
     {"upstreams.*.headers", PETREL_CFG_STRLIST, NULL, "default headers, \"Name: value\"", 0, 0,
      NULL},
+    {"upstreams.*.semaphore", PETREL_CFG_STR, NULL,
+     "semaphore (semaphores.<name>) every call holds a slot of: a concurrency cap below "
+     "max_connections, or shared by several upstreams",
+     0, 0, NULL},
 };
 
 int petrel__http_declare(petrel_config_t *cfg)
@@ -233,6 +239,7 @@ int petrel_http_client_from_config(const petrel_config_t *cfg, const char *name,
     o.breaker_window = petrel_config_int(cfg, key(k, sizeof(k), name, "breaker_window"));
     o.verify = petrel_config_bool(cfg, key(k, sizeof(k), name, "verify"));
     o.ca_file = petrel_config_str(cfg, key(k, sizeof(k), name, "ca_file"));
+    o.semaphore = petrel_config_str(cfg, key(k, sizeof(k), name, "semaphore"));
     size_t n = 0;
     const char *const *st =
         petrel_config_strlist(cfg, key(k, sizeof(k), name, "retry_statuses"), &n);
@@ -417,7 +424,14 @@ int petrel_http_client_new(const petrel_http_opts_t *o, petrel_http_client_t **o
         petrel_log_error("http client %s: invalid options", o->name ? o->name : "?");
         return PETREL_EINVAL;
     }
+    petrel_sem_t *sem = NULL;
+    if (o->semaphore != NULL && (sem = petrel_sem_find(o->semaphore)) == NULL) {
+        petrel_log_error("http client %s: semaphore \"%s\" is not declared (semaphores.%s.limit)",
+                         o->name ? o->name : "?", o->semaphore, o->semaphore);
+        return PETREL_EINVAL;
+    }
     petrel_http_client_t *c = petrel_xcalloc(1, sizeof(*c));
+    c->sem = sem;
     c->name = petrel_xstrdup(o->name != NULL ? o->name : "http");
     int rc = url_split(c, o->base_url);
     if (rc != 0) {
@@ -1425,6 +1439,28 @@ static int attempt(struct call *cl, const struct dbuf *req, bool is_head, bool *
     return rc;
 }
 
+/* Takes a slot of the client's semaphore for the whole call, waiting like for a pooled
+ * connection: up to pool_ms (PETREL_EPOOL), never past the call's deadline. */
+static int sem_enter(struct call *cl)
+{
+    petrel_http_client_t *c = cl->c;
+    int64_t left = cl->deadline - petrel_now_ms();
+    bool deadline_first = left <= c->pool_ms;
+    petrel_fiber_set_await_kind("http semaphore");
+    int rc = petrel_sem_acquire(c->sem, deadline_first ? (left > 0 ? left : 0) : c->pool_ms);
+    if (rc == 0)
+        return 0;
+    if (rc == PETREL_EOVERLOAD) {
+        atomic_fetch_add(&c->timeouts, 1);
+        if (deadline_first)
+            return call_fail(cl, PETREL_ETIMEDOUT, "timeout waiting for semaphore %s",
+                             petrel_sem_name(c->sem));
+        return call_fail(cl, PETREL_EPOOL, "no slot of semaphore %s free within %lld ms (pool_ms)",
+                         petrel_sem_name(c->sem), (long long)c->pool_ms);
+    }
+    return call_fail(cl, rc, "cancelled");
+}
+
 static bool status_retryable(const petrel_http_client_t *c, int status)
 {
     for (size_t i = 0; i < c->nretry_statuses; i++)
@@ -1449,6 +1485,11 @@ int petrel_http_request(petrel_http_client_t *c, const petrel_http_req_t *rq,
         return call_fail(&cl, rc, "invalid request (method, path or header)");
     }
     bool is_head = strcmp(method, "HEAD") == 0;
+    if (c->sem != NULL && (rc = sem_enter(&cl)) != 0) {
+        free(req.p);
+        res->error = rc;
+        return rc;
+    }
     bool free_retry = true; /* one immediate retry for a dead keep-alive connection */
     for (int i = 0;; i++) {
         res->attempts++;
@@ -1508,6 +1549,8 @@ int petrel_http_request(petrel_http_client_t *c, const petrel_http_req_t *rq,
         atomic_fetch_add(&c->retries_total, 1);
     }
     free(req.p);
+    if (c->sem != NULL)
+        (void)petrel_sem_release(c->sem);
     if (rc != 0) {
         res_clear(res);
         res->error = rc;

@@ -21,6 +21,7 @@
 #include <petrel/app.h>
 #include <petrel/fiber.h>
 #include <petrel/http.h>
+#include <petrel/limits.h>
 #include <petrel/req.h>
 #include <petrel/task.h>
 #include <petrel/testclient.h>
@@ -257,6 +258,40 @@ Test(http_client, max_connections_holds_under_200_concurrent_calls)
     petrel_http_stats_t st;
     petrel_http_stats(cli, &st);
     cr_assert(st.open <= 10 && st.waiting == 0 && st.in_use == 0);
+}
+
+Test(http_client, a_semaphore_bound_to_the_client_caps_calls_in_flight)
+{
+    cr_assert_not_null(petrel_sem_declare("hc_up3", 3, 1000));
+    petrel_http_opts_t o;
+    petrel_http_opts_init(&o);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", stub_port);
+    o.base_url = url;
+    o.semaphore = "hc_nope";
+    petrel_http_client_t *bad = NULL;
+    cr_assert_eq(petrel_http_client_new(&o, &bad), PETREL_EINVAL, "an undeclared semaphore");
+    o.semaphore = "hc_up3";
+    o.pool_ms = 10000;
+    use_client(&o); /* max_connections stays 100: the semaphore is the cap */
+    stub_reset();
+    int64_t t0 = petrel_now_ms();
+    petrel_test_res_t *r = petrel_test_get(tc, "/fan?n=30&path=%2Fprice%2FX%3Fdelay_ms%3D50");
+    int64_t ms = petrel_now_ms() - t0;
+    cr_assert_eq(r->status, 200);
+    cr_assert_eq(json_integer_value(json_object_get(r->json, "ok")), 30, "%s", r->body);
+    petrel_test_res_free(r);
+    json_t *s = stub_stats();
+    cr_assert(stat_of(s, "high_water") <= 3, "the stub saw %ld calls at once (cap 3)",
+              stat_of(s, "high_water"));
+    cr_assert(stat_of(s, "accepted") <= 3, "the stub accepted %ld connections",
+              stat_of(s, "accepted"));
+    json_decref(s);
+    /* 30 calls, 3 at a time, 50 ms each: about 10 rounds. */
+    cr_assert(ms >= 480 && ms < 3000, "30 calls took %lld ms", (long long)ms);
+    petrel_sem_stats_t ss;
+    petrel_sem_stats(petrel_sem_find("hc_up3"), &ss);
+    cr_assert_eq(ss.in_use, 0, "a slot leaked");
 }
 
 Test(http_client, pool_timeout_fails_with_epool)

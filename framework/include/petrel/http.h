@@ -53,6 +53,11 @@ typedef struct petrel_http_opts {
     bool verify;                /**< TLS certificate + host name verification (default true) */
     const char *ca_file;        /**< PEM bundle to trust instead of the system store */
     const char *const *headers; /**< default headers, "Name: value", NULL-terminated */
+    const char *semaphore;      /**< a declared semaphore (semaphores.<name>) each whole call,
+                                     retries included, holds a slot of: caps the calls in
+                                     flight to this upstream below max_connections, or across
+                                     clients that share it. Waits up to pool_ms (PETREL_EPOOL).
+                                     NULL: none (the default) */
 } petrel_http_opts_t;
 
 /** Fills `o` with the defaults above (verify on, base_url NULL). */
