@@ -294,38 +294,45 @@ int petrel__procpool_start(const petrel_config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
-/* With pp_mu held: a free live child, or NULL. */
+/* With pp_mu held: a free slot, one with a live child first; NULL when all are busy. A
+ * slot whose replacement could not be started (fd < 0) is handed out too: its new owner
+ * tries again, so a passing failure (EMFILE, EAGAIN) does not shrink the pool for good. */
 static struct pp_child *pp_free_child_locked(void)
 {
-    for (int64_t i = 0; i < pp_size; i++)
-        if (!pp_children[i].busy && pp_children[i].fd >= 0)
+    struct pp_child *childless = NULL;
+    for (int64_t i = 0; i < pp_size; i++) {
+        if (pp_children[i].busy)
+            continue;
+        if (pp_children[i].fd >= 0)
             return &pp_children[i];
-    return NULL;
+        if (childless == NULL)
+            childless = &pp_children[i];
+    }
+    return childless;
 }
 
-/* Gives an owned child back: to the oldest waiter, or to the free set. */
+/* Gives an owned slot back: to the oldest waiter, or to the free set. */
 static void pp_release(struct pp_child *c)
 {
     pthread_mutex_lock(&pp_mu);
-    struct petrel__waiter *w = NULL;
-    if (c->fd >= 0 && (w = petrel__waitq_pop(&pp_waiters, c)) == NULL)
-        c->busy = false;
-    else if (c->fd < 0)
+    struct petrel__waiter *w = petrel__waitq_pop(&pp_waiters, c);
+    if (w == NULL)
         c->busy = false;
     pthread_mutex_unlock(&pp_mu);
     if (w != NULL)
         petrel__waiter_notify(w);
 }
 
-/* Kills (when asked) and replaces an owned child, then releases it. */
-static void pp_replace(struct pp_child *c, bool kill_it)
+/* Starts a new child in owned slot c, SIGKILLing its old one when asked. 0 or -1. */
+static int pp_respawn(struct pp_child *c, bool kill_old)
 {
-    if (kill_it && c->pid > 0)
+    if (kill_old && c->pid > 0)
         (void)kill(c->pid, SIGKILL);
     if (c->fd >= 0)
         close(c->fd);
     int pid = -1, fd = -1;
-    if (pp_spawn(&pid, &fd) != 0)
+    int rc = pp_spawn(&pid, &fd);
+    if (rc != 0)
         petrel_log(PETREL_LOG_ERROR, "process pool: cannot start a replacement child");
     /* Under the lock only because the stats read these fields. */
     pthread_mutex_lock(&pp_mu);
@@ -333,6 +340,13 @@ static void pp_replace(struct pp_child *c, bool kill_it)
     c->fd = fd;
     pp_restarts++;
     pthread_mutex_unlock(&pp_mu);
+    return rc;
+}
+
+/* Kills (when asked) and replaces an owned child, then releases it. */
+static void pp_replace(struct pp_child *c, bool kill_it)
+{
+    (void)pp_respawn(c, kill_it);
     pp_release(c);
 }
 
@@ -406,26 +420,22 @@ int petrel_procpool_call(const char *name, const void *in, size_t in_len, void *
         }
     }
 
-    /* We own child c until pp_release / pp_replace. A child that died while
-     * idle shows as readable (EOF): replace it now rather than fail this job. */
-    struct pollfd pfd = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
-    if (poll(&pfd, 1, 0) > 0) {
-        pthread_mutex_lock(&pp_mu);
-        pp_crashes++;
-        pthread_mutex_unlock(&pp_mu);
-        (void)kill(c->pid, SIGKILL);
-        close(c->fd);
-        int pid = -1, fd = -1;
-        (void)pp_spawn(&pid, &fd);
-        pthread_mutex_lock(&pp_mu);
-        c->pid = pid;
-        c->fd = fd;
-        pp_restarts++;
-        pthread_mutex_unlock(&pp_mu);
-        if (fd < 0) {
-            pp_release(c);
-            return PETREL_EIO;
+    /* We own slot c until pp_release / pp_replace. A child that died while idle
+     * shows as readable (EOF), and a slot may have no child when its replacement
+     * failed to start: start one now rather than fail this job. */
+    bool dead = c->fd < 0;
+    if (!dead) {
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
+        if (poll(&pfd, 1, 0) > 0) {
+            pthread_mutex_lock(&pp_mu);
+            pp_crashes++;
+            pthread_mutex_unlock(&pp_mu);
+            dead = true;
         }
+    }
+    if (dead && pp_respawn(c, true) != 0) {
+        pp_release(c);
+        return PETREL_EIO;
     }
     int64_t s0 = petrel_now_ns();
     uint32_t hdr[2] = {(uint32_t)nlen, (uint32_t)in_len};

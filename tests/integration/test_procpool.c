@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,5 +97,67 @@ Test(procpool, a_child_killed_mid_job_fails_only_that_job, .timeout = 60)
     r = score(port, 1000);
     cr_expect_eq(r->status, 200, "the next job succeeds on a replacement: %s", r->body);
     petrel_test_res_free(r);
+    support_stop_app(&p);
+}
+
+/* One request on an open keep-alive connection; returns the status (0 on error). */
+static int raw_exchange(int fd, const char *method, const char *target, const char *body)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     method, target, strlen(body), body);
+    if (write(fd, req, (size_t)n) != n)
+        return 0;
+    char buf[8192];
+    size_t len = 0;
+    for (;;) {
+        ssize_t k = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (k <= 0)
+            return 0;
+        len += (size_t)k;
+        buf[len] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        char *cl = strcasestr(buf, "\r\ncontent-length:");
+        if (end != NULL && cl != NULL && cl < end &&
+            len >= (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10))
+            return (int)strtol(buf + 9, NULL, 10);
+    }
+}
+
+Test(procpool, a_replacement_that_could_not_start_is_started_by_the_next_job, .timeout = 60)
+{
+    support_proc_t p;
+    const char *env[] = {"PETREL_PROCESS_POOL_SIZE=1", "PETREL_PROCESS_POOL_JOB_TIMEOUT_MS=20000",
+                         NULL};
+    int port = support_start_app(&p, 1, env);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "pgrep -P $(pgrep -P %d | head -1)", (int)p.pid);
+    int st = 0;
+    char *pids = support_run(cmd, &st);
+    int child = (int)strtol(pids, NULL, 10);
+    free(pids);
+    cr_assert_gt(child, 0, "no pool child found");
+    int fd = support_connect(port);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raw_exchange(fd, "GET", "/json", ""), 200);
+    /* The server may open no new file descriptor now, so the replacement of the child
+     * killed below cannot be received from the zygote. */
+    struct rlimit lim, old;
+    cr_assert_eq(prlimit(p.pid, RLIMIT_NOFILE, NULL, &old), 0);
+    lim.rlim_cur = 3;
+    lim.rlim_max = old.rlim_max;
+    cr_assert_eq(prlimit(p.pid, RLIMIT_NOFILE, &lim, NULL), 0);
+    kill(child, SIGKILL);
+    support_sleep_ms(100);
+    const char *job = "{\"data\":\"abc\",\"rounds\":1000}";
+    int s1 = raw_exchange(fd, "POST", "/api/score", job);
+    cr_assert_eq(prlimit(p.pid, RLIMIT_NOFILE, &old, NULL), 0);
+    cr_expect_eq(s1, 500, "no child could be started: the job fails at once (got %d)", s1);
+    /* Descriptors are back: the childless slot gets a child for the next job. */
+    int s2 = raw_exchange(fd, "POST", "/api/score", job);
+    cr_expect_eq(s2, 200, "the pool must not stay without a child (got %d)", s2);
+    close(fd);
     support_stop_app(&p);
 }
