@@ -142,13 +142,18 @@ void petrel__timer_stop(petrel__sched_t *s, petrel__timer_t *t)
 
 void petrel__timer_start(petrel__sched_t *s, petrel__timer_t *t, int64_t ms)
 {
+    petrel__timer_start_at(s, t, now_ns(), ms);
+}
+
+void petrel__timer_start_at(petrel__sched_t *s, petrel__timer_t *t, int64_t from_ns, int64_t ms)
+{
     petrel__timer_stop(s, t);
     if (ms < 0)
         ms = 0;
     /* Clamp so that deadline arithmetic cannot overflow (a year is plenty). */
     if (ms > (int64_t)365 * 86400 * 1000)
         ms = (int64_t)365 * 86400 * 1000;
-    t->deadline_ns = now_ns() + ms * 1000000;
+    t->deadline_ns = from_ns + ms * 1000000;
     if (s->heap_n == s->heap_cap) {
         s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 64;
         s->heap = petrel_xrealloc(s->heap, s->heap_cap * sizeof(*s->heap));
@@ -290,6 +295,12 @@ static void fiber_timeout_cb(petrel__timer_t *t)
 
 petrel_fiber_t *petrel__fiber_new(petrel__sched_t *s, petrel__fiber_fn fn, void *arg)
 {
+    return petrel__fiber_new_at(s, fn, arg, now_ns());
+}
+
+petrel_fiber_t *petrel__fiber_new_at(petrel__sched_t *s, petrel__fiber_fn fn, void *arg,
+                                     int64_t now)
+{
     petrel_fiber_t *f = s->pool;
     if (f != NULL) {
         s->pool = f->next_free;
@@ -310,7 +321,7 @@ petrel_fiber_t *petrel__fiber_new(petrel__sched_t *s, petrel__fiber_fn fn, void 
     f->parked_once = false;
     f->await_kind = NULL;
     f->await_file = NULL;
-    f->started_ns = now_ns();
+    f->started_ns = now;
     f->run_ns = 0;
     f->nwaits = 0;
     f->parked_ns = f->started_ns; /* time before the first run counts as "queued" */

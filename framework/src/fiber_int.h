@@ -141,6 +141,9 @@ size_t petrel__sched_pooled(const petrel__sched_t *s);
 
 /** Takes a fiber from the pool (or makes one) that will run fn(arg). Aborts on OOM. */
 petrel_fiber_t *petrel__fiber_new(petrel__sched_t *s, petrel__fiber_fn fn, void *arg);
+/** petrel__fiber_new with its creation time given (a clock read the caller already made). */
+petrel_fiber_t *petrel__fiber_new_at(petrel__sched_t *s, petrel__fiber_fn fn, void *arg,
+                                     int64_t now);
 /** Runs f now until it parks or finishes. Only from loop context (not from a fiber). */
 void petrel__fiber_resume(petrel_fiber_t *f);
 /** Queues f to run (from anywhere on the thread). */
@@ -173,6 +176,8 @@ void petrel__fdwatch_del(petrel__sched_t *s, petrel__fdwatch_t *w);
 void petrel__timer_init(petrel__timer_t *t, petrel__timer_cb cb, void *data);
 /** Arms (or re-arms) t to fire after `ms` on the calling thread's scheduler. */
 void petrel__timer_start(petrel__sched_t *s, petrel__timer_t *t, int64_t ms);
+/** Starts t to fire ms after from_ns (a petrel_now_ns() reading the caller already has). */
+void petrel__timer_start_at(petrel__sched_t *s, petrel__timer_t *t, int64_t from_ns, int64_t ms);
 void petrel__timer_stop(petrel__sched_t *s, petrel__timer_t *t);
 static inline bool petrel__timer_armed(const petrel__timer_t *t)
 {

@@ -329,13 +329,13 @@ static void server_timing_header(petrel_req_t *req, const struct req_timing *t)
     (void)petrel_resp_header(req, "Server-Timing", buf);
 }
 
-bool petrel__metrics_response(petrel_req_t *req, int status, petrel__log_timing_t *out)
+bool petrel__metrics_response(petrel_req_t *req, int status, int64_t now, petrel__log_timing_t *out)
 {
     petrel__metrics_t *m = req->w->srv->metrics;
     if (m == NULL)
         return false;
     struct req_timing t;
-    req_timing(req, petrel_now_ns(), &t);
+    req_timing(req, now, &t);
     if (m->enabled) {
         petrel__wmetrics_t *wm = &m->w[req->w->index];
         size_t id = route_id(m, req->route);

@@ -49,7 +49,8 @@ void petrel__metrics_inline(struct worker *w, const petrel_route_t *route, bool 
  * Server-Timing header when server.server_timing is on. Returns the access record's extra
  * fields (run_ms, wait_ms, <kind>_ms) when the access log is on, else NULL; owned.
  */
-bool petrel__metrics_response(petrel_req_t *req, int status, petrel__log_timing_t *out);
+bool petrel__metrics_response(petrel_req_t *req, int status, int64_t now,
+                              petrel__log_timing_t *out);
 /** The stall detector's callback, installed on every worker's scheduler. */
 void petrel__metrics_slow_cb(petrel_fiber_t *f, int64_t slice_ns);
 

@@ -435,6 +435,8 @@ static json_t *jout_mut(const json_t *j)
 }
 
 /* One open container: arrays walk by index, objects by jansson's insertion-ordered iterator. */
+#define JOUT_INLINE_DEPTH 8
+
 struct jframe {
     const json_t *j;
     void *iter;
@@ -443,10 +445,14 @@ struct jframe {
 
 int petrel_json_dump(const json_t *json, json_dump_callback_t cb, void *data)
 {
-    /* Iterative: handlers run on small fiber stacks and may send back deep documents. */
-    struct jout *o = petrel_xmalloc(sizeof(*o));
-    struct jframe *st = NULL;
-    size_t depth = 0, cap = 0;
+    /* Iterative: handlers run on small fiber stacks and may send back deep documents. The
+     * output buffer and the first levels live on the stack (< 1 KiB): no allocation for the
+     * common document. */
+    struct jout out;
+    struct jout *o = &out;
+    struct jframe inline_st[JOUT_INLINE_DEPTH];
+    struct jframe *st = inline_st;
+    size_t depth = 0, cap = JOUT_INLINE_DEPTH;
     o->cb = cb;
     o->data = data;
     o->n = 0;
@@ -460,8 +466,13 @@ int petrel_json_dump(const json_t *json, json_dump_callback_t cb, void *data)
                     break;
                 }
                 if (depth == cap) {
-                    cap = cap ? cap * 2 : 16;
-                    st = petrel_xrealloc(st, cap * sizeof(*st));
+                    cap *= 2;
+                    if (st == inline_st) {
+                        st = petrel_xmalloc(cap * sizeof(*st));
+                        memcpy(st, inline_st, sizeof(inline_st));
+                    } else {
+                        st = petrel_xrealloc(st, cap * sizeof(*st));
+                    }
                 }
                 st[depth++] = (struct jframe){
                     next, json_is_object(next) ? json_object_iter(jout_mut(next)) : NULL, 0};
@@ -496,8 +507,8 @@ int petrel_json_dump(const json_t *json, json_dump_callback_t cb, void *data)
     }
     jout_flush(o);
     int rc = o->rc;
-    free(o);
-    free(st);
+    if (st != inline_st)
+        free(st);
     return rc;
 }
 
@@ -548,8 +559,9 @@ static int dump_cb(const char *buf, size_t size, void *data)
         if (cur == NULL || cur->len == d->cap_last) {
             if (d->n == sizeof(d->vec) / sizeof(d->vec[0]))
                 return -1;
-            /* Chunks grow geometrically so a large body needs few iovecs. */
-            d->cap_last = d->cap_last ? d->cap_last * 4 : 1024;
+            /* Chunks grow geometrically so a large body needs few iovecs. The first stays
+             * under a quarter of h2o's 4 KiB pool chunk, which h2o would malloc apart. */
+            d->cap_last = d->cap_last ? d->cap_last * 4 : 960;
             cur = &d->vec[d->n++];
             cur->base = h2o_mem_alloc_pool(d->pool, d->cap_last);
             cur->len = 0;
@@ -640,7 +652,8 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
         return;
     /* Counts the request and adds Server-Timing while headers can still be added. */
     petrel__log_timing_t timing;
-    bool timed = petrel__metrics_response(req, status, &timing);
+    int64_t now = petrel_now_ns(); /* one reading for the metrics, Server-Timing and the log */
+    bool timed = petrel__metrics_response(req, status, now, &timing);
     req->responded = true;
     h->res.status = status;
     h->res.reason = petrel__reason_phrase(status);
@@ -657,7 +670,7 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
      * keep Content-Length, send no bytes. */
     bool head = h->method.len == 4 && memcmp(h->method.base, "HEAD", 4) == 0;
     h2o_send(h, bufs, head ? 0 : nbufs, H2O_SEND_STATE_FINAL);
-    double ms = (double)(petrel_now_ns() - req->start_ns) / 1e6;
+    double ms = (double)(now - req->start_ns) / 1e6;
     petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, status, ms,
                        req->w->index, timed ? &timing : NULL, NULL);
 }

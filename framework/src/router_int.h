@@ -57,7 +57,8 @@ typedef const char *(*petrel__header_cb)(void *ctx, const char *name, size_t *le
  * Validates a matched request against its route declaration.
  * - path args (from m), query string `query` (raw, without '?'), headers via hdr, and the
  *   body (`body`, `blen`; `has_body` false when the request had none).
- * On success returns NULL and sets *params (a new object: every path/query/header parameter
+ * On success returns NULL and sets *params (NULL for a route that declares no parameter and
+ * no body, else a new object: every path/query/header parameter
  * that has a value, converted: int -> json integer, float -> real, bool -> true/false,
  * str/uuid/path -> string, list -> array; defaults applied) and *body_out (the parsed body
  * with defaults applied, or NULL when the route declares no body). Both owned by the caller.

@@ -111,6 +111,44 @@ static bool route_is_builtin(const petrel_route_t *r)
 /* ------------------------------------------------------------------ */
 /* request lifecycle                                                   */
 
+#define REQ_CACHE_MAX 256
+
+/* A zeroed request, from the worker's cache when it has one. */
+static petrel_req_t *req_new(struct worker *w)
+{
+    petrel_req_t *req = w->req_cache;
+    if (req == NULL)
+        return petrel_xcalloc(1, sizeof(*req));
+    w->req_cache = *(petrel_req_t **)req;
+    w->nreq_cache--;
+    memset(req, 0, sizeof(*req));
+    return req;
+}
+
+/* Frees a request's memory, or keeps it for the next one (the link lives in its first
+ * bytes, which req_new zeroes). */
+static void req_recycle(struct worker *w, petrel_req_t *req)
+{
+    if (w->req_cache_closed || w->nreq_cache >= REQ_CACHE_MAX) {
+        free(req);
+        return;
+    }
+    *(petrel_req_t **)req = w->req_cache;
+    w->req_cache = req;
+    w->nreq_cache++;
+}
+
+static void req_cache_close(struct worker *w)
+{
+    w->req_cache_closed = true;
+    while (w->req_cache != NULL) {
+        petrel_req_t *req = w->req_cache;
+        w->req_cache = *(petrel_req_t **)req;
+        free(req);
+    }
+    w->nreq_cache = 0;
+}
+
 static void req_release(petrel_req_t *req)
 {
     if (--req->refs > 0)
@@ -120,7 +158,7 @@ static void req_release(petrel_req_t *req)
     json_decref(req->params);
     json_decref(req->body_json);
     h2o_mem_clear_pool(&req->arena);
-    free(req);
+    req_recycle(req->w, req);
 }
 
 void petrel__req_retain(petrel_req_t *req)
@@ -408,7 +446,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         return 0;
     }
 
-    petrel_req_t *req = petrel_xcalloc(1, sizeof(*req));
+    petrel_req_t *req = req_new(w);
     h2o_mem_init_pool(&req->arena);
     req->w = w;
     req->start_ns = start;
@@ -460,11 +498,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         req->route->timeout_ms != 0 ? req->route->timeout_ms : srv->conf.request_timeout_ms;
     petrel__timer_init(&req->deadline, req_deadline_cb, req);
     if (tmo > 0)
-        petrel__timer_start(w->sched, &req->deadline, tmo);
+        petrel__timer_start_at(w->sched, &req->deadline, start, tmo);
 
     atomic_fetch_add(&w->inflight, 1);
     req->hup.fd = -1;
-    req->fiber = petrel__fiber_new(w->sched, request_main, req);
+    req->fiber = petrel__fiber_new_at(w->sched, request_main, req, start);
     req->fiber->user = req;
     req->fiber->first_park_cb = req_first_park;
     /* Run the handler at once while its data is hot in cache, unless we are
@@ -477,7 +515,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
 
 free_early:
     h2o_mem_clear_pool(&req->arena);
-    free(req);
+    req_recycle(w, req);
     return 0;
 }
 
@@ -676,6 +714,7 @@ static void *worker_main(void *arg)
         w->listener = NULL;
     }
     worker_teardown(w);
+    req_cache_close(w);
     petrel__log_flush();
     petrel__log_thread_buffered(false);
     return NULL;

@@ -101,6 +101,10 @@ struct worker {
     h2o_linklist_t reqs; /* live petrel_req_t, for cancel-all */
     uint64_t reqid_seq;
     uint64_t reqid_salt;
+    /* Released requests kept for reuse (loop thread only): no malloc per request. */
+    struct petrel_req *req_cache;
+    int nreq_cache;
+    bool req_cache_closed; /* after teardown: release frees */
 };
 
 struct petrel_server {

@@ -1519,10 +1519,8 @@ json_t *petrel__validate(const petrel__match_t *m, const char *query, size_t qle
         PETREL_ASSERT(own != NULL);
         plan = own;
     }
-    if (plan->trivial) {
-        *params = json_object();
-        goto out;
-    }
+    if (plan->trivial)
+        goto out; /* no parameters: *params stays NULL (req.c creates it on demand) */
     /* FastAPI reads the body first: undecodable JSON is the only error reported. */
     if (plan->body != NULL && has_body && blen > 0) {
         const char *b = body;

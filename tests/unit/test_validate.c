@@ -105,11 +105,14 @@ static void expect_body(const char *expected)
 
 /* ---- fast path */
 
-Test(validate, route_without_params_returns_empty_params)
+Test(validate, route_without_params_returns_no_params_object)
 {
+    /* Nothing to validate: no object is made (req.c creates one on demand), so the
+     * hot path of a parameterless route allocates nothing here. */
     ADD(PETREL_ROUTE(GET, "/json", h_ok));
     run("GET", "/json", "a=1", "{not json");
-    expect_params("{}");
+    cr_assert_null(errs);
+    cr_assert_null(params);
     cr_assert_null(body_out);
 }
 
