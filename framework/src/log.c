@@ -38,7 +38,21 @@ struct log_buf {
     char *data;
     size_t len, cap;
     bool buffered;
+    bool urgent;        /* holds a record other than an access record: write it soon */
+    int64_t flushed_ms; /* coarse clock at the last write */
 };
+
+/* A loop thread writes its access records in batches at most this old: one write(2) per
+ * loop iteration cost a system call per request or two at full load (nginx's
+ * access_log buffer/flush does the same). */
+#define LOG_ACCESS_DELAY_MS 20
+
+static int64_t coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Read on every record from every thread, written at startup: relaxed
  * atomics keep TSan quiet at no cost. */
@@ -87,6 +101,8 @@ static void log_buf_flush(struct log_buf *b)
     if (b->len > 0)
         log_write_all(b->data, b->len);
     b->len = 0;
+    b->urgent = false;
+    b->flushed_ms = coarse_ms();
     if (b->cap > LOG_KEEP_CAP) {
         free(b->data);
         b->data = petrel_xmalloc(LOG_KEEP_CAP);
@@ -350,6 +366,7 @@ static void log_record(petrel_log_level_t level, const char *msg, size_t msglen,
         log_put_str(b, rid, strlen(rid));
     }
     log_put_fields(b, fields, reserved);
+    b->urgent = true;
     log_end(b);
 }
 
@@ -418,6 +435,19 @@ void petrel__log_flush(void)
     struct log_buf *b = log_tls;
     if (b != NULL && b->len > 0)
         log_buf_flush(b);
+}
+
+int petrel__log_flush_due(void)
+{
+    struct log_buf *b = log_tls;
+    if (b == NULL || b->len == 0)
+        return -1;
+    int64_t left = b->flushed_ms + LOG_ACCESS_DELAY_MS - coarse_ms();
+    if (b->urgent || left <= 0) {
+        log_buf_flush(b);
+        return -1;
+    }
+    return (int)left;
 }
 
 /* Appends a non-negative-or-negative int without snprintf: this runs for every

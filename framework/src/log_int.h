@@ -44,6 +44,15 @@ void petrel__log_thread_buffered(bool on);
 void petrel__log_flush(void);
 
 /**
+ * The loop's per-iteration flush: writes the calling thread's pending records
+ * when one of them is not an access record, or when the last write is 20 ms
+ * old; access records alone wait so that one write(2) carries many. Returns
+ * the milliseconds until pending records are due (the loop caps its wait with
+ * it), or -1 when nothing is pending.
+ */
+int petrel__log_flush_due(void);
+
+/**
  * Logs one access record: {"time","level":"info","msg":"access","request_id",
  * "method","path","status","duration_ms","worker",...extra}. All pointers are
  * borrowed except `extra` (an object, or NULL), which it steals. request_id

@@ -687,10 +687,13 @@ static void *worker_main(void *arg)
         /* Fibers that ran outside h2o_evloop_run may have written responses
          * whose completion callbacks (keep-alive: read the next request) h2o
          * runs only in its next round: poll without blocking after any ran. */
-        h2o_evloop_run(w->loop, ran > 0 ? 0 : petrel__sched_wait_ms(w->sched, 1000));
+        int32_t wait = ran > 0 ? 0 : petrel__sched_wait_ms(w->sched, 1000);
+        int due = petrel__log_flush_due();
+        if (due >= 0 && due < wait)
+            wait = due; /* buffered access records are written on time when idle too */
+        h2o_evloop_run(w->loop, wait);
         ran = petrel__sched_run(w->sched);
         petrel__metrics_loop(w);
-        petrel__log_flush();
     }
     /* Close what is left: idle keep-alive connections and slow clients. h2o
      * computes each expiry from the timeout's current value, so setting the

@@ -51,6 +51,9 @@ static int count_lines(const char *s)
     return n;
 }
 
+/* One more NAME=VALUE for the next serve(), or NULL. */
+static const char *serve_extra_env;
+
 /* Starts `petrel-app serve` on `port` with one worker and waits until /readyz is 200. */
 static void serve(support_proc_t *p, int port)
 {
@@ -62,7 +65,7 @@ static void serve(support_proc_t *p, int port)
               "PETREL_TEST_DATABASE_URL is not set (scripts/dev.sh test starts a PostgreSQL)");
     snprintf(db_env, sizeof(db_env), "PETREL_DATABASE_URL=%s", db);
     snprintf(port_env, sizeof(port_env), "PETREL_SERVER_PORT=%d", port);
-    const char *env[] = {port_env, "PETREL_SERVER_WORKERS=1", db_env, NULL};
+    const char *env[] = {port_env, "PETREL_SERVER_WORKERS=1", db_env, serve_extra_env, NULL};
     const char *cfg = test_config();
     /* /readyz stays 503 while migrations are pending. */
     support_proc_t m;
@@ -290,5 +293,30 @@ Test(process, second_sigint_exits_at_once, .timeout = 60)
     cr_assert_neq(st, -1, "second SIGINT did not exit within 2 s");
     cr_assert(took < 1000, "second SIGINT took %.0f ms to exit", took);
     close(fd);
+    support_proc_cleanup(&p);
+}
+
+/* Access records are written in batches (one write(2) for many requests), but never held
+ * back long: a request on an otherwise idle server is in the log within a moment, without
+ * waiting for more traffic or for the exit. */
+Test(process, access_records_reach_stdout_soon_on_an_idle_server, .timeout = 60)
+{
+    int port = support_free_port();
+    support_proc_t p;
+    serve_extra_env = "PETREL_LOG_ACCESS=true"; /* config/test.yaml turns it off */
+    serve(&p, port);
+    petrel_test_res_t *r = support_get(port, "/json?probe=batched-log", 5000);
+    cr_assert_eq(r->status, 200);
+    petrel_test_res_free(r);
+    bool seen = false;
+    for (int i = 0; i < 50 && !seen; i++) {
+        support_sleep_ms(10);
+        char *out = support_proc_stdout(&p);
+        seen = strstr(out, "\"msg\":\"access\"") != NULL && strstr(out, "\"path\":\"/json\"");
+        free(out);
+    }
+    cr_expect(seen, "no access record for /json within 500 ms");
+    support_signal(&p, SIGTERM);
+    cr_assert_eq(support_wait_exit(&p, 10000), 0);
     support_proc_cleanup(&p);
 }

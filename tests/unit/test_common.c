@@ -2,6 +2,7 @@
  * test_common.c - unit tests for framework/src/common.c.
  */
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <criterion/redirect.h>
 
 #include <petrel/common.h>
+#include <petrel/req.h>
 
 Test(common, every_petrel_code_has_a_name_and_description)
 {
@@ -159,4 +161,18 @@ Test(common, assert_failure_prints_file_line_func_and_expr_then_aborts)
     snprintf(want, sizeof(want), "%s:%d: common_fail_assert: assertion `two == 3' failed\n",
              __FILE__, common_assert_line);
     cr_assert_str_eq(buf, want);
+}
+
+Test(common, json_dumps_writes_integers_and_strings_as_python_does)
+{
+    json_t *j = json_pack("[I,I,I,I,I,s]", (json_int_t)0, (json_int_t)-7, (json_int_t)1234567890,
+                          (json_int_t)INT64_MAX, (json_int_t)INT64_MIN, "a\"b\\\n\x01é");
+    size_t len = 0;
+    char *s = petrel_json_dumps(j, &len);
+    cr_assert_str_eq(s,
+                     "[0,-7,1234567890,9223372036854775807,-9223372036854775808,"
+                     "\"a\\\"b\\\\\\n\\u0001é\"]");
+    cr_assert_eq(len, strlen(s));
+    free(s);
+    json_decref(j);
 }
