@@ -185,6 +185,12 @@ static size_t log_utf8_len(const unsigned char *s, size_t n)
     return 0;
 }
 
+/* ASCII other than the C0 controls, '"' and '\\': copied as is into a JSON string. */
+static inline bool log_plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 /* Appends s as a quoted JSON string. Invalid UTF-8 bytes become U+FFFD, so
  * the line is valid JSON whatever a client sent in a path or header. */
 static void log_put_str(struct log_buf *b, const char *str, size_t len)
@@ -197,12 +203,18 @@ static void log_put_str(struct log_buf *b, const char *str, size_t len)
     *o++ = '"';
     size_t i = 0;
     while (i < len) {
-        unsigned char c = s[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            i++;
-            continue;
+        /* Runs of bytes that need nothing (the whole string, usually) go in one copy. */
+        size_t j = i;
+        while (j < len && log_plain(s[j]))
+            j++;
+        if (j > i) {
+            memcpy(o, s + i, j - i);
+            o += j - i;
+            i = j;
+            if (i == len)
+                break;
         }
+        unsigned char c = s[i];
         if (c >= 0x80) {
             size_t ul = log_utf8_len(s + i, len - i);
             if (ul == 0) {
@@ -466,16 +478,28 @@ static void log_put_int(struct log_buf *b, long long v)
     log_put(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
+/* Microseconds as milliseconds with three decimals ("12.345"), in one piece. */
+static void log_put_us(struct log_buf *b, uint64_t us)
+{
+    char tmp[32];
+    char *e = tmp + sizeof(tmp), *p = e;
+    unsigned frac = (unsigned)(us % 1000);
+    uint64_t whole = us / 1000;
+    *--p = (char)('0' + frac % 10);
+    *--p = (char)('0' + frac / 10 % 10);
+    *--p = (char)('0' + frac / 100);
+    *--p = '.';
+    do {
+        *--p = (char)('0' + whole % 10);
+        whole /= 10;
+    } while (whole != 0);
+    log_put(b, p, (size_t)(e - p));
+}
+
 /* Nanoseconds as milliseconds with three decimals ("12.345"). */
 static void log_put_ms(struct log_buf *b, int64_t ns)
 {
-    if (ns < 0)
-        ns = 0;
-    long long us = (long long)((ns + 500) / 1000);
-    log_put_int(b, us / 1000);
-    char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
-                    (char)('0' + us % 10)};
-    log_put(b, frac, sizeof(frac));
+    log_put_us(b, ns > 0 ? ((uint64_t)ns + 500) / 1000 : 0);
 }
 
 void petrel__log_access(const char *request_id, const char *method, size_t mlen, const char *path,
@@ -507,12 +531,8 @@ void petrel__log_access(const char *request_id, const char *method, size_t mlen,
         duration_ms = 0;
     if (duration_ms > 1e12)
         duration_ms = 1e12;
-    long long us = (long long)(duration_ms * 1000.0 + 0.5);
     LOG_PUT_LIT(b, ",\"duration_ms\":");
-    log_put_int(b, us / 1000);
-    char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
-                    (char)('0' + us % 10)};
-    log_put(b, frac, sizeof(frac));
+    log_put_us(b, (uint64_t)(duration_ms * 1000.0 + 0.5));
     LOG_PUT_LIT(b, ",\"worker\":");
     log_put_int(b, worker);
     if (timing != NULL) {
