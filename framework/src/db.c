@@ -73,6 +73,8 @@ static const petrel_cfg_key_t db_keys[] = {
      3600000, NULL},
     {"database.statement_timeout_ms", PETREL_CFG_INT, "5000",
      "default query deadline (also the server's statement_timeout)", 1, 3600000, NULL},
+    {"database.overflow_idle_ms", PETREL_CFG_INT, "2000",
+     "an overflow connection (beyond pool_size) idle this long is closed", 0, 3600000, NULL},
     {"database.min_idle", PETREL_CFG_INT, "1",
      "connections opened per worker at startup (bounded by the worker's share)", 0, 1000, NULL},
     {"database.application_name", PETREL_CFG_STR, "petrel",
@@ -116,6 +118,7 @@ struct db_pool {
     const char **kw, **vals;
     int size_cap, overflow_cap, min_idle;
     int64_t pool_timeout_ms, recycle_ms, connect_timeout_ms, statement_timeout_ms;
+    int64_t overflow_idle_ms;
     bool pre_ping;
     /* state */
     petrel_db_conn_t *idle; /* LIFO: the warmest connection first */
@@ -126,6 +129,8 @@ struct db_pool {
     int fail_count;
     int64_t retry_at_ms;
     bool closing;
+    petrel_fiber_t *refill; /* brings the pool back up to min_idle, while it runs */
+    petrel__timer_t reap;   /* closes overflow connections once idle overflow_idle_ms */
 };
 
 static __thread struct db_pool *tl_pool;
@@ -322,6 +327,9 @@ static void pool_open_add(struct db_pool *p, int delta)
         atomic_fetch_add_explicit(&stats.overflow, after - before, memory_order_relaxed);
 }
 
+static void pool_refill(struct db_pool *p);
+static void pool_put(struct db_pool *p, petrel_db_conn_t *c);
+
 /* Closes a connection the pool owns (idle or just checked in). A connection
  * that was mid-statement gets a server-side cancel first: closing the socket
  * alone leaves a running query until the server next talks to the client. */
@@ -347,6 +355,42 @@ static void conn_close(petrel_db_conn_t *c, bool invalidated)
         w->slot = true;
         petrel__fiber_wake(w->fiber, 0);
     }
+    pool_refill(p);
+}
+
+static int conn_open(struct db_pool *p, petrel_db_conn_t **out);
+
+/* Opens connections until min_idle are open again (after cancelled queries, dead or
+ * recycled connections closed them), honouring the reconnect backoff. */
+static void refill_main(void *arg)
+{
+    struct db_pool *p = arg;
+    while (!p->closing && p->open < p->min_idle) {
+        int64_t wait = p->retry_at_ms - petrel_now_ms();
+        if (p->fail_count > 0 && wait > 0) {
+            if (petrel_sleep(wait) != 0)
+                break;
+            continue;
+        }
+        petrel_db_conn_t *c;
+        int rc = conn_open(p, &c);
+        if (rc == PETREL_ECANCELED)
+            break;
+        if (rc != 0)
+            continue; /* conn_open set the backoff */
+        p->busy++;
+        atomic_fetch_add_explicit(&stats.checked_out, 1, memory_order_relaxed);
+        pool_put(p, c); /* to the first waiter, or idle */
+    }
+    p->refill = NULL;
+}
+
+static void pool_refill(struct db_pool *p)
+{
+    if (p->closing || p->refill != NULL || p->open >= p->min_idle)
+        return;
+    p->refill = petrel__fiber_new(p->sched, refill_main, p);
+    petrel__fiber_schedule(p->refill);
 }
 
 /* Opens a new connection counted against this worker's share. */
@@ -891,16 +935,44 @@ static void pool_put(struct db_pool *p, petrel_db_conn_t *c)
     }
     p->busy--;
     atomic_fetch_sub_explicit(&stats.checked_out, 1, memory_order_relaxed);
-    /* Overflow connections are closed once nobody waits (SQLAlchemy's QueuePool). */
-    if (p->closing || p->open > p->size_cap) {
+    if (p->closing) {
         conn_close(c, false);
         return;
     }
+    /* Overflow connections (beyond pool_size) idle too, and are closed only once idle for
+     * overflow_idle_ms: closing them on release (SQLAlchemy's QueuePool) made a worker that
+     * runs a few more queries than its share reconnect on nearly every request, at a
+     * connection set-up (SCRAM included) each. */
     c->idle_since_ms = petrel_now_ms();
     c->next_idle = p->idle;
     p->idle = c;
     p->nidle++;
     atomic_fetch_add_explicit(&stats.idle, 1, memory_order_relaxed);
+    if (p->open > p->size_cap && p->reap.idx == SIZE_MAX)
+        petrel__timer_start(p->sched, &p->reap, p->overflow_idle_ms);
+}
+
+/* Closes idle connections beyond pool_size that sat idle overflow_idle_ms or more, the
+ * coldest first (the idle list is LIFO: they are at its end); re-arms while overflow
+ * remains. */
+static void pool_reap_cb(petrel__timer_t *t)
+{
+    struct db_pool *p = t->data;
+    int64_t now = petrel_now_ms();
+    while (!p->closing && p->open > p->size_cap && p->idle != NULL) {
+        petrel_db_conn_t **pp = &p->idle;
+        while ((*pp)->next_idle != NULL)
+            pp = &(*pp)->next_idle;
+        petrel_db_conn_t *c = *pp;
+        if (now - c->idle_since_ms < p->overflow_idle_ms)
+            break;
+        *pp = NULL;
+        p->nidle--;
+        atomic_fetch_sub_explicit(&stats.idle, 1, memory_order_relaxed);
+        conn_close(c, false);
+    }
+    if (!p->closing && p->open > p->size_cap)
+        petrel__timer_start(p->sched, &p->reap, p->overflow_idle_ms / 4 + 1);
 }
 
 /* Checked-out connection that must not be pooled: close it and free the slot. */
@@ -1196,6 +1268,8 @@ static int db_worker_start(petrel_app_t *app, int worker, void *arg)
     p->connect_timeout_ms = petrel_config_int(cfg, "database.connect_timeout_ms");
     p->statement_timeout_ms = petrel_config_int(cfg, "database.statement_timeout_ms");
     p->pre_ping = petrel_config_bool(cfg, "database.pre_ping");
+    p->overflow_idle_ms = petrel_config_int(cfg, "database.overflow_idle_ms");
+    petrel__timer_init(&p->reap, pool_reap_cb, p);
     if (worker == 0) {
         atomic_store(&stats.capacity, size + over);
         if (size + over < nw)
@@ -1258,9 +1332,12 @@ static int db_worker_stop(petrel_app_t *app, int worker, void *arg)
     if (p == NULL)
         return 0;
     p->closing = true;
+    petrel__timer_stop(p->sched, &p->reap);
+    if (p->refill != NULL)
+        petrel_fiber_cancel(p->refill);
     /* Rollback fibers may still hold connections for a moment. */
     int64_t until = petrel_now_ms() + DB_ROLLBACK_TIMEOUT_MS;
-    while (p->busy > 0 && petrel_now_ms() < until)
+    while ((p->busy > 0 || p->refill != NULL) && petrel_now_ms() < until)
         if (petrel_sleep(5) != 0)
             break;
     petrel_db_conn_t *c;

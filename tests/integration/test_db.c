@@ -350,17 +350,60 @@ Test(db, overflow_connections_open_under_load_and_close_after, .timeout = 30)
 {
     petrel_app_t *app;
     const char *ov[] = {"database.pool_size=1", "database.max_overflow=2",
-                        "database.pool_timeout_ms=2000", NULL};
+                        "database.pool_timeout_ms=2000", "database.overflow_idle_ms=1500", NULL};
     petrel_testclient_t *tc = start(&app, ov);
-    struct burst b = {.tc = tc};
-    cr_assert_eq(support_parallel(3, burst_one, &b), 0);
-    for (int i = 0; i < 3; i++) {
-        cr_expect_eq(b.status[i], 200);
-        cr_expect_lt(b.ms[i], 1000, "waited %.0f ms: overflow not used", b.ms[i]);
+    /* Bursts one after the other reuse the overflow connections: no reconnect per burst. */
+    for (int round = 0; round < 3; round++) {
+        struct burst b = {.tc = tc};
+        cr_assert_eq(support_parallel(3, burst_one, &b), 0);
+        for (int i = 0; i < 3; i++) {
+            cr_expect_eq(b.status[i], 200);
+            cr_expect_lt(b.ms[i], 1000, "waited %.0f ms: overflow not used", b.ms[i]);
+        }
     }
-    /* Overflow connections are closed on release; the pool keeps pool_size. */
+    cr_expect_leq(stat_of(tc, "connects"), 3, "%lld connections opened for 3 bursts of 3",
+                  (long long)stat_of(tc, "connects"));
+    cr_expect_eq(stat_of(tc, "overflow"), 2, "overflow connections idle a while");
+    /* Once idle for overflow_idle_ms they are closed; the pool keeps pool_size. */
+    double t0 = support_now_ms();
+    while (stat_of(tc, "overflow") > 0 && support_now_ms() - t0 < 5000)
+        support_sleep_ms(50);
+    double took = support_now_ms() - t0;
     cr_expect_eq(stat_of(tc, "size"), 1);
     cr_expect_eq(stat_of(tc, "overflow"), 0);
+    cr_expect(took >= 1000 && took < 3500, "overflow closed after %.0f ms of idleness", took);
+    stop(tc, app);
+}
+
+Test(db, the_pool_refills_min_idle_after_connections_are_lost, .timeout = 30)
+{
+    petrel_app_t *app;
+    const char *ov[] = {"server.workers=1", "database.pool_size=2", "database.max_overflow=0",
+                        "database.min_idle=2", NULL};
+    petrel_testclient_t *tc = start(&app, ov);
+    cr_expect_eq(stat_of(tc, "size"), 2);
+    /* A client that leaves mid-query: its connection is cancelled and closed. */
+    PGconn *pg = admin();
+    int fd = petrel_test_connect(tc);
+    cr_assert_geq(fd, 0);
+    static const char req[] = "GET /t/sleep?s=5 HTTP/1.1\r\nHost: t\r\n\r\n";
+    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    double t0 = support_now_ms();
+    while (active_sleeps(pg) == 0 && support_now_ms() - t0 < 3000)
+        support_sleep_ms(10);
+    cr_assert_eq(active_sleeps(pg), 1, "query did not start");
+    long long connects = stat_of(tc, "connects");
+    close(fd);
+    /* The pool is back at min_idle without waiting for the next request to need it. */
+    t0 = support_now_ms();
+    while (stat_of(tc, "connects") == connects && support_now_ms() - t0 < 3000)
+        support_sleep_ms(20);
+    while (stat_of(tc, "idle") < 2 && support_now_ms() - t0 < 3000)
+        support_sleep_ms(20);
+    cr_expect_eq(stat_of(tc, "connects"), connects + 1, "the lost connection was not replaced");
+    cr_expect_eq(stat_of(tc, "size"), 2);
+    cr_expect_eq(stat_of(tc, "idle"), 2);
+    PQfinish(pg);
     stop(tc, app);
 }
 
