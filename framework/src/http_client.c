@@ -890,7 +890,6 @@ static int conn_connect(struct call *cl, struct conn **out)
     }
     int one = 1;
     (void)setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    atomic_fetch_add(&c->connects_total, 1);
     if (connect(k->fd, (struct sockaddr *)&c->addr, c->addrlen) != 0) {
         if (errno != EINPROGRESS) {
             rc = -errno == PETREL_ECONNREFUSED ? PETREL_ECONNREFUSED : PETREL_EIO;
@@ -937,6 +936,7 @@ static int conn_connect(struct call *cl, struct conn **out)
         }
     }
     cl->deadline = saved;
+    atomic_fetch_add(&c->connects_total, 1); /* made: refused or failed attempts are errors */
     *out = k;
     return 0;
 fail:

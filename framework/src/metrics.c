@@ -614,14 +614,18 @@ static void scrape_requests(petrel__metrics_t *m, petrel_metrics_writer_t *w)
                 total += h.b[i];
             if (total == 0)
                 continue;
+            /* By route and method: routes that share a template (GET/PUT/DELETE
+             * /items/{id}) must not collide in one series. */
             const char *labels[] = {"route", id < m->nroutes ? m->routes[id]->path : "<unmatched>",
-                                    NULL};
+                                    "method", id < m->nroutes ? m->routes[id]->method : "", NULL};
             if (which == 0)
                 wr_hist(w, "petrel_http_request_duration_seconds",
-                        "Time from request arrival to response start, by route", labels, &h);
+                        "Time from request arrival to response start, by route and method", labels,
+                        &h);
             else
                 wr_hist(w, "petrel_http_request_run_seconds",
-                        "Time a request spent running on its fiber (not awaiting), by route",
+                        "Time a request spent running on its fiber (not awaiting), by route and "
+                        "method",
                         labels, &h);
         }
     }

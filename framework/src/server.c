@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "common_int.h"
 #include "limits_int.h"
 #include "log_int.h"
 #include "metrics_int.h"
@@ -388,10 +389,7 @@ static void send_inline_json(h2o_req_t *h, int status, const char *body, size_t 
 {
     static h2o_generator_t gen = {NULL, NULL};
     h->res.status = status;
-    h->res.reason = status == 404   ? "Not Found"
-                    : status == 405 ? "Method Not Allowed"
-                    : status == 422 ? "Unprocessable Entity"
-                                    : "Service Unavailable";
+    h->res.reason = petrel__reason_phrase(status);
     h->res.content_length = len;
     h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("application/json"));
@@ -420,8 +418,8 @@ static void send_inline_detail(struct worker *w, h2o_req_t *h, int status, json_
     send_inline_json(h, status, buf, n, allow);
     const char *m = h->method.base;
     size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
-    petrel__log_access(NULL, m, h->method.len, h->path.base, plen, status, 0.0, w->index, NULL,
-                       NULL);
+    petrel__log_access(NULL, m, h->method.len, h->path.base, plen, status,
+                       (double)(petrel_now_ns() - start) / 1e6, w->index, NULL, NULL);
     petrel__metrics_inline(w, route, h->method.len == 4 && memcmp(m, "HEAD", 4) == 0, status,
                            start);
 }

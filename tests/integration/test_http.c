@@ -318,6 +318,46 @@ Test(http, oversize_request_headers_are_rejected_and_server_keeps_serving)
     assert_json_ok(tc);
 }
 
+Test(http, status_lines_carry_their_own_reason_phrase)
+{
+    /* 431, answered before any handler, and 404/405 alike: never another code's phrase. */
+    static const struct {
+        const char *req, *line;
+    } cases[] = {
+        {"GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n", "HTTP/1.1 404 Not Found\r\n"},
+        {"DELETE /json HTTP/1.1\r\nHost: t\r\n\r\n", "HTTP/1.1 405 Method Not Allowed\r\n"},
+        {NULL, "HTTP/1.1 431 Request Header Fields Too Large\r\n"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *req = NULL;
+        if (cases[i].req == NULL) {
+            size_t n = 20 * 1024;
+            req = malloc(n + 64);
+            int k = snprintf(req, 64, "GET /json HTTP/1.1\r\nHost: t\r\nX-Big: ");
+            memset(req + k, 'a', n);
+            memcpy(req + k + n, "\r\n\r\n", 5);
+        }
+        const char *send = req != NULL ? req : cases[i].req;
+        int fd = petrel_test_connect(tc);
+        write_all(fd, send, strlen(send));
+        char buf[256];
+        size_t got = 0;
+        while (got < sizeof(buf) - 1) {
+            ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+            buf[got] = '\0';
+            if (strstr(buf, "\r\n") != NULL)
+                break;
+        }
+        buf[got] = '\0';
+        close(fd);
+        free(req);
+        cr_assert(strncmp(buf, cases[i].line, strlen(cases[i].line)) == 0, "got %.60s", buf);
+    }
+}
+
 Test(http, malformed_request_line_is_400_and_server_keeps_serving)
 {
     int fd = petrel_test_connect(tc);

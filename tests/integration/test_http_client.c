@@ -319,6 +319,10 @@ Test(http_client, connection_refused_fails_fast)
     json_t *j = call("/price/X", NULL);
     cr_assert_str_eq(rc_of(j), "PETREL_ECONNREFUSED");
     json_decref(j);
+    petrel_http_stats_t st;
+    petrel_http_stats(cli, &st);
+    cr_assert_eq(st.connects_total, 0, "a refused connect is not a connection made");
+    cr_assert_eq(st.errors, 1);
 }
 
 Test(http_client, connect_timeout)

@@ -64,6 +64,7 @@ static const petrel_route_t routes[] = {
     PETREL_ROUTE(GET, "/sleep", h_sleep, .query = {PETREL_Q_INT("ms", .dflt = "10")}),
     PETREL_ROUTE(GET, "/block", h_block, .query = {PETREL_Q_INT("ms", .dflt = "10")}),
     PETREL_ROUTE(GET, "/items/{item_id:int}", h_hello),
+    PETREL_ROUTE(PUT, "/items/{item_id:int}", h_hello),
 };
 
 static petrel_app_t *app;
@@ -204,6 +205,9 @@ Test(metrics, counters_and_histograms_after_known_traffic, .init = start, .fini 
     for (int i = 0; i < 3; i++)
         get_status("/items/abc", 422);
     get_status("/items/5", 200);
+    petrel_test_res_t *put = petrel_test_request(tc, "PUT", "/items/5", NULL, NULL, 0);
+    cr_assert_eq(put->status, 200);
+    petrel_test_res_free(put);
     get_status("/nowhere", 404);
     get_status("/sleep?ms=20", 200);
     struct scrape sc;
@@ -222,17 +226,31 @@ Test(metrics, counters_and_histograms_after_known_traffic, .init = start, .fini 
                  1);
     cr_assert_str_eq(type_of(&sc, "petrel_http_requests_total"), "counter");
     cr_assert_str_eq(type_of(&sc, "petrel_http_request_duration_seconds"), "histogram");
-    cr_assert_eq(value_of(&sc, "petrel_http_request_duration_seconds_count", "route=\"/hello\""),
+    cr_assert_eq(value_of(&sc, "petrel_http_request_duration_seconds_count",
+                          "route=\"/hello\",method=\"GET\""),
                  7);
     cr_assert_eq(value_of(&sc, "petrel_http_request_duration_seconds_bucket",
-                          "route=\"/hello\",le=\"+Inf\""),
+                          "route=\"/hello\",method=\"GET\",le=\"+Inf\""),
                  7);
+    /* Routes sharing a template are separate series, one per method. */
+    cr_assert_eq(value_of(&sc, "petrel_http_request_duration_seconds_count",
+                          "route=\"/items/{item_id:int}\",method=\"GET\""),
+                 4);
+    cr_assert_eq(value_of(&sc, "petrel_http_request_duration_seconds_count",
+                          "route=\"/items/{item_id:int}\",method=\"PUT\""),
+                 1);
+    /* Prometheus drops a series written twice: every name + label set is unique. */
+    for (size_t i = 0; i < sc.n; i++)
+        for (size_t j = i + 1; j < sc.n; j++)
+            cr_assert(strcmp(sc.s[i].name, sc.s[j].name) != 0 ||
+                          strcmp(sc.s[i].labels, sc.s[j].labels) != 0,
+                      "duplicate series %s{%s}", sc.s[i].name, sc.s[i].labels);
     /* The 20 ms sleep: above the 10 ms bound, within 250 ms (loaded CI boxes). */
     cr_assert_eq(value_of(&sc, "petrel_http_request_duration_seconds_bucket",
-                          "route=\"/sleep\",le=\"0.01\""),
+                          "route=\"/sleep\",method=\"GET\",le=\"0.01\""),
                  0);
     cr_assert_eq(value_of(&sc, "petrel_http_request_duration_seconds_bucket",
-                          "route=\"/sleep\",le=\"0.25\""),
+                          "route=\"/sleep\",method=\"GET\",le=\"0.25\""),
                  1);
     double sleep_wait = value_of(&sc, "petrel_http_request_wait_seconds_sum", "kind=\"sleep\"");
     cr_assert(sleep_wait >= 0.019 && sleep_wait < 0.25, "sleep wait %f", sleep_wait);

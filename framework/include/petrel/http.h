@@ -176,7 +176,7 @@ typedef struct petrel_http_stats {
     int64_t in_use;  /**< serving a call */
     int64_t waiting; /**< calls waiting for a connection */
     int64_t max_connections;
-    int64_t connects_total; /**< TCP connections made */
+    int64_t connects_total; /**< connections made (TCP + TLS handshake done) */
     int64_t reused_total;   /**< calls served on a kept-alive connection */
     int64_t requests_total; /**< attempts sent */
     int64_t retries_total;
