@@ -501,7 +501,7 @@ static const petrel_field_t item_tag = {.type = PETREL_T_STR, .in = PETREL_IN_BO
 static const petrel_field_t item_in_fields[] = {
     PETREL_F_STR("name", .required = true, .min_length = 1, .max_length = 100,
                  .example = "\"Widget\""),
-    PETREL_F_FLOAT("price", .required = true, .gt = "0", .example = "9.99"),
+    PETREL_F_FLOAT("price", .required = true, .gt = "0", .finite = true, .example = "9.99"),
     PETREL_F_STR("description", .nullable = true),
     PETREL_F("tags", PETREL_T_ARRAY, .items = &item_tag, .max_length = 10, .dflt = "[]"),
     PETREL_F_END,

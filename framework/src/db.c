@@ -12,6 +12,7 @@
  */
 #include "petrel/db.h"
 
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -1504,7 +1505,7 @@ static json_t *scalar_json(unsigned oid, const char *s)
     case OID_FLOAT8:
     case OID_NUMERIC: {
         double d = strtod(s, &end);
-        if (*end != '\0') /* NaN, Infinity: JSON has none */
+        if (*end != '\0' || !isfinite(d)) /* NaN, Infinity: JSON has none (JS: null) */
             return json_null();
         return json_real(d);
     }

@@ -841,6 +841,11 @@ static json_t *validate_from_str(struct vctx *c, const struct vfield *v, petrel_
             validate_err(c, "float_parsing", MSG_FLOAT_PARSING, json_incref(input), NULL);
             return NULL;
         }
+        if (v->f->finite && !isfinite(d)) {
+            validate_err(c, "finite_number", "Input should be a finite number", json_incref(input),
+                         NULL);
+            return NULL;
+        }
         if (!validate_bounds(c, v, false, 0, d, input))
             return NULL;
         return validate_real(d);

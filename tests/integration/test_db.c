@@ -171,7 +171,8 @@ static int t_types(petrel_req_t *req)
         "SELECT 1::int2 AS i2, 2::int4 AS i4, 9000000000::int8 AS i8, 1.5::float8 AS f8, "
         "2.25::numeric AS num, true AS b, '{\"a\":[1,2]}'::jsonb AS jb, 'x'::text AS t, "
         "NULL::text AS n, '2024-01-02 03:04:05+00'::timestamptz AS ts, "
-        "ARRAY['a','b c']::text[] AS ta, ARRAY[1,NULL,3]::int[] AS ia, $1::text AS p",
+        "ARRAY['a','b c']::text[] AS ta, ARRAY[1,NULL,3]::int[] AS ia, $1::text AS p, "
+        "'Infinity'::float8 AS inf, 'NaN'::numeric AS nan",
         params);
     json_decref(params);
     if (rc != 0)
@@ -597,12 +598,13 @@ Test(db, results_convert_to_typed_json_and_pipeline_errors_are_isolated, .timeou
     petrel_app_t *app;
     petrel_testclient_t *tc = start(&app, NULL);
     json_t *rows = get_json(tc, "/t/types", 200);
-    support_json_eq(json_array_get(rows, 0),
-                    "{\"i2\":1,\"i4\":2,\"i8\":9000000000,\"f8\":1.5,\"num\":2.25,\"b\":true,"
-                    "\"jb\":{\"a\":[1,2]},\"t\":\"x\",\"n\":null,"
-                    "\"ts\":\"2024-01-02T03:04:05+00:00\",\"ta\":[\"a\",\"b c\"],"
-                    "\"ia\":[1,null,3],\"p\":\"é\\\"'\"}",
-                    "types");
+    /* Non-finite numbers have no JSON form: null (as JavaScript's JSON.stringify). */
+    cr_expect(support_json_eq(json_array_get(rows, 0),
+                              "{\"i2\":1,\"i4\":2,\"i8\":9000000000,\"f8\":1.5,\"num\":2.25,"
+                              "\"b\":true,\"jb\":{\"a\":[1,2]},\"t\":\"x\",\"n\":null,"
+                              "\"ts\":\"2024-01-02T03:04:05+00:00\",\"ta\":[\"a\",\"b c\"],"
+                              "\"ia\":[1,null,3],\"p\":\"é\\\"'\",\"inf\":null,\"nan\":null}",
+                              "types"));
     cr_expect_eq(json_integer_value(json_object_get(json_array_get(rows, 0), "i8")), 9000000000);
     json_decref(rows);
     json_t *p = get_json(tc, "/t/pipeline", 200);
@@ -751,6 +753,8 @@ Test(db, items_crud_answers_every_status, .timeout = 30)
                          "{\"name\":\"x\"}",
                          "{\"name\":\"x\",\"price\":0}",
                          "{\"name\":\"x\",\"price\":\"abc\"}",
+                         "{\"name\":\"x\",\"price\":\"inf\"}",
+                         "{\"name\":\"x\",\"price\":\"Infinity\"}",
                          "{\"name\":\"x\",\"price\":1,\"tags\":[1]}",
                          "{\"name\":\"x\",\"price\":1,\"tags\":[\"1\",\"2\",\"3\",\"4\",\"5\","
                          "\"6\",\"7\",\"8\",\"9\",\"10\",\"11\"]}",

@@ -345,6 +345,19 @@ Test(validate, bounds_checked_in_pydantic_order_le_lt_ge_gt)
                      "less_than_equal");
 }
 
+Test(validate, finite_fields_refuse_inf_and_nan_like_allow_inf_nan_false)
+{
+    ADD(PETREL_ROUTE(GET, "/s", h_ok, .query = {PETREL_Q_FLOAT("x", .finite = true, .gt = "0")}));
+    run("GET", "/s", "x=inf", NULL);
+    expect_errors("[{\"type\":\"finite_number\",\"loc\":[\"query\",\"x\"],\"msg\":\"Input "
+                  "should be a finite number\",\"input\":\"inf\"}]");
+    run("GET", "/s", "x=NaN", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(errs, 0), "type")),
+                     "finite_number");
+    run("GET", "/s", "x=2.5", NULL);
+    expect_params("{\"x\":2.5}");
+}
+
 Test(validate, float_parsing_follows_rust_grammar)
 {
     ADD(PETREL_ROUTE(GET, "/s", h_ok, .query = {PETREL_Q_FLOAT("x")}));

@@ -59,6 +59,8 @@ struct petrel_field {
     bool required;    /**< absent -> 422 "missing" (path parameters are always required) */
     bool nullable;    /**< JSON null accepted (body fields) */
     bool unique;      /**< arrays: a set; duplicates dropped, order ascending for scalars */
+    bool finite;      /**< float: "inf"/"nan" strings get 422 finite_number (Pydantic's
+                           allow_inf_nan=False); JSON cannot carry them back out */
     const char *dflt; /**< JSON text of the default; NULL: no default (absent stays absent) */
     /* numeric bounds, JSON number text; NULL: unbounded */
     const char *gt, *ge, *lt, *le;
