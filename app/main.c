@@ -73,6 +73,8 @@ int main(int argc, char **argv)
         return 2;
     if (app_http_init(app) != 0)
         return 2;
+    petrel_app_describe_command(app, "migrate up|down|status",
+                                "apply, revert ([N] steps) or list migrations [--config FILE]");
     int rc = petrel_app_main(app, argc, argv, app_db_command);
     petrel_app_free(app);
     return rc;

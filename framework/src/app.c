@@ -31,8 +31,20 @@ void petrel_app_free(petrel_app_t *app)
     free(app->wstart);
     free(app->wstop);
     free(app->collectors);
+    free(app->command_help);
     petrel_config_free(app->cfg);
     free(app);
+}
+
+void petrel_app_describe_command(petrel_app_t *app, const char *usage, const char *what)
+{
+    char line[512];
+    int n = snprintf(line, sizeof(line), "  %-23s %s\n", usage, what);
+    if (n < 0)
+        return;
+    size_t old = app->command_help != NULL ? strlen(app->command_help) : 0;
+    app->command_help = petrel_xrealloc(app->command_help, old + (size_t)n + 1);
+    memcpy(app->command_help + old, line, (size_t)n + 1);
 }
 
 int petrel_app_add_routes(petrel_app_t *app, const petrel_route_t *routes, size_t n)
@@ -199,6 +211,7 @@ static void usage(const petrel_app_t *app, FILE *out, const char *prog)
             "  routes [--config FILE]  list routes: method, path, handler, limits\n"
             "  openapi [--config FILE] print the OpenAPI 3.1 document (JSON) on stdout\n"
             "  config-keys             print every configuration key as a Markdown table\n"
+            "%s"
             "  --help                  this text\n"
             "  --version               print the version\n\n"
             "The config file defaults to $PETREL_CONFIG, else config/default.yaml when it exists.\n"
@@ -206,7 +219,7 @@ static void usage(const petrel_app_t *app, FILE *out, const char *prog)
             "exit status: 0 ok, 1 runtime failure (startup hook, bind), 2 usage or config "
             "error,\n"
             "             130 second SIGINT during shutdown\n",
-            app->title, app->version, prog);
+            app->title, app->version, prog, app->command_help != NULL ? app->command_help : "");
 }
 
 static const char *config_path(int argc, char **argv, int *bad)
@@ -296,8 +309,11 @@ static void print_routes(const petrel_app_t *app)
             snprintf(limits + n, sizeof(limits) - n, "rate_limit=%s", r->rate_limit);
         printf("%-7s %-40s %-24s %s\n", r->method, r->path, r->name ? r->name : "-", limits);
     }
-    printf("%-7s %-40s %-24s %s\n", "GET", "/healthz", "(builtin)", "");
-    printf("%-7s %-40s %-24s %s\n", "GET", "/readyz", "(builtin)", "");
+    /* petrel's own routes: health, metrics, docs, and the task monitor (404 unless debug). */
+    size_t nb = 0;
+    const petrel_route_t *b = petrel__builtin_routes(&nb);
+    for (size_t i = 0; i < nb; i++)
+        printf("%-7s %-40s %-24s %s\n", b[i].method, b[i].path, "(builtin)", "");
 }
 
 int petrel_app_main(petrel_app_t *app, int argc, char **argv,

@@ -41,6 +41,7 @@ struct petrel_app {
     size_t ncollectors;
     petrel_readiness_cb readiness;
     void *readiness_arg;
+    char *command_help; /* the app's own commands, for --help (petrel_app_describe_command) */
 };
 
 enum server_state {

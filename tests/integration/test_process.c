@@ -102,6 +102,7 @@ Test(process, version_and_help_exit_0, .timeout = 30)
     out = support_proc_stdout(&p);
     cr_assert_not_null(strstr(out, "serve"), "--help printed: %s", out);
     cr_assert_not_null(strstr(out, "routes"), "--help printed: %s", out);
+    cr_assert_not_null(strstr(out, "migrate up|down|status"), "--help printed: %s", out);
     free(out);
     support_proc_cleanup(&p);
 

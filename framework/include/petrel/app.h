@@ -78,6 +78,8 @@ PETREL_API const petrel_route_t *petrel_app_route_at(const petrel_app_t *app, si
  */
 PETREL_API int petrel_app_main(petrel_app_t *app, int argc, char **argv,
                                int (*extra)(petrel_app_t *app, int argc, char **argv));
+/** Lists an app command (one `extra` handles) in --help: `usage` ("migrate up|down"), `what`. */
+PETREL_API void petrel_app_describe_command(petrel_app_t *app, const char *usage, const char *what);
 
 /**
  * Starts serving in background threads per the app's loaded config: binds,
