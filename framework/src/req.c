@@ -666,7 +666,9 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     req->responded = true;
     h->res.status = status;
     h->res.reason = petrel__reason_phrase(status);
-    h->res.content_length = total;
+    /* RFC 9110 8.6: no Content-Length on a 204 (nor on a 304: it would describe the
+     * representation, which we do not know here). */
+    h->res.content_length = status == 204 || status == 304 ? SIZE_MAX : total;
     if (ctype != NULL)
         h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, ctlen);
     h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
@@ -678,7 +680,8 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     /* h2o's HTTP/1 writer does not drop the body of a HEAD response itself:
      * keep Content-Length, send no bytes. */
     bool head = h->method.len == 4 && memcmp(h->method.base, "HEAD", 4) == 0;
-    h2o_send(h, bufs, head ? 0 : nbufs, H2O_SEND_STATE_FINAL);
+    bool bodiless = head || status == 204 || status == 304;
+    h2o_send(h, bufs, bodiless ? 0 : nbufs, H2O_SEND_STATE_FINAL);
     double ms = (double)(now - req->start_ns) / 1e6;
     petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, status, ms,
                        req->w->index, timed ? &timing : NULL, NULL);

@@ -767,6 +767,8 @@ Test(db, items_crud_answers_every_status, .timeout = 30)
 
     r = petrel_test_request(tc, "DELETE", loc, NULL, NULL, 0);
     cr_expect_eq(r->status, 204);
+    cr_expect_null(petrel_test_res_header(r, "content-length"), "a 204 has no Content-Length");
+    cr_expect_eq(r->body_len, 0);
     petrel_test_res_free(r);
     r = petrel_test_request(tc, "DELETE", loc, NULL, NULL, 0);
     cr_expect_eq(r->status, 404);
