@@ -1503,6 +1503,34 @@ static json_t *validate_header_raw(const struct vfield *hv, petrel__header_cb hd
     return arr;
 }
 
+/* Python's email.message content type: main/sub, lowercased, parameters dropped; a value
+ * without a '/' counts as text/plain. */
+static bool body_is_json(petrel__header_cb hdr, void *ctx)
+{
+    size_t len = 0;
+    const char *ct = hdr != NULL ? hdr(ctx, "content-type", &len) : NULL;
+    if (ct == NULL)
+        return true;
+    size_t i = 0, end;
+    while (i < len && (ct[i] == ' ' || ct[i] == '\t'))
+        i++;
+    end = i;
+    while (end < len && ct[end] != ';')
+        end++;
+    while (end > i && (ct[end - 1] == ' ' || ct[end - 1] == '\t'))
+        end--;
+    const char *slash = memchr(ct + i, '/', end - i);
+    if (slash == NULL)
+        return false;
+    size_t mlen = (size_t)(slash - (ct + i));
+    const char *sub = slash + 1;
+    size_t slen = (size_t)(ct + end - sub);
+    if (mlen != 11 || strncasecmp(ct + i, "application", 11) != 0)
+        return false;
+    return (slen == 4 && strncasecmp(sub, "json", 4) == 0) ||
+           (slen >= 5 && strncasecmp(sub + slen - 5, "+json", 5) == 0);
+}
+
 json_t *petrel__validate(const petrel__match_t *m, const char *query, size_t qlen,
                          petrel__header_cb hdr, void *hdr_ctx, const char *body, size_t blen,
                          bool has_body, json_t **params, json_t **body_out)
@@ -1526,8 +1554,16 @@ json_t *petrel__validate(const petrel__match_t *m, const char *query, size_t qle
     }
     if (plan->trivial)
         goto out; /* no parameters: *params stays NULL (req.c creates it on demand) */
-    /* FastAPI reads the body first: undecodable JSON is the only error reported. */
-    if (plan->body != NULL && has_body && blen > 0) {
+    /* FastAPI parses the body as JSON only without a Content-Type or with a JSON one
+     * (application/json, application/<x>+json); otherwise the model sees the raw text. */
+    if (plan->body != NULL && has_body && blen > 0 && !body_is_json(hdr, hdr_ctx)) {
+        char *tmp;
+        size_t len;
+        const char *txt = validate_pystr(body, blen, &len, &tmp);
+        bin = json_stringn(txt, len);
+        free(tmp);
+    } else if (plan->body != NULL && has_body && blen > 0) {
+        /* FastAPI reads the body first: undecodable JSON is the only error reported. */
         const char *b = body;
         size_t n = blen;
         json_error_t je;

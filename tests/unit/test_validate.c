@@ -345,6 +345,32 @@ Test(validate, bounds_checked_in_pydantic_order_le_lt_ge_gt)
                      "less_than_equal");
 }
 
+Test(validate, body_is_parsed_as_json_only_for_json_content_types)
+{
+    static const petrel_field_t fields[] = {PETREL_F_STR("name", .required = true), PETREL_F_END};
+    ADD(PETREL_ROUTE(POST, "/b", h_ok, .body = PETREL_OBJECT("B", fields)));
+    static const char *const json_types[] = {
+        NULL, "application/json", " Application/JSON ; charset=utf-8", "application/vnd.api+json"};
+    for (size_t i = 0; i < sizeof(json_types) / sizeof(json_types[0]); i++) {
+        hdr_name = json_types[i] != NULL ? "content-type" : NULL;
+        hdr_val = json_types[i];
+        run("POST", "/b", NULL, "{\"name\":\"x\"}");
+        cr_assert_null(errs, "%s refused", json_types[i] ? json_types[i] : "(none)");
+        expect_body("{\"name\":\"x\"}");
+    }
+    /* FastAPI hands the model the raw text for any other type (curl -d sends a form type). */
+    static const char *const other[] = {"text/plain", "application/x-www-form-urlencoded",
+                                        "application/jsonx", "json"};
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+        hdr_name = "content-type";
+        hdr_val = other[i];
+        run("POST", "/b", NULL, "{\"name\":\"x\"}");
+        expect_errors("[{\"type\":\"model_attributes_type\",\"loc\":[\"body\"],\"msg\":\"Input "
+                      "should be a valid dictionary or object to extract fields from\",\"input\":"
+                      "\"{\\\"name\\\":\\\"x\\\"}\"}]");
+    }
+}
+
 Test(validate, finite_fields_refuse_inf_and_nan_like_allow_inf_nan_false)
 {
     ADD(PETREL_ROUTE(GET, "/s", h_ok, .query = {PETREL_Q_FLOAT("x", .finite = true, .gt = "0")}));
