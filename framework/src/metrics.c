@@ -98,11 +98,17 @@ static size_t status_slot(int status)
 
 #define NWAITK 16
 
+/* Methods an unmatched request (404, 405, 431) is counted under; the rest are "OTHER". */
+static const char *const unm_methods[] = {"GET",    "HEAD",    "POST",  "PUT",
+                                          "DELETE", "OPTIONS", "PATCH", "OTHER"};
+#define NUNM (sizeof(unm_methods) / sizeof(unm_methods[0]))
+
 struct petrel__wmetrics {
-    uint64_t *req;     /* [route][2: declared method, HEAD][NSLOTS] */
-    struct hist *dur;  /* [route] */
-    struct hist *run;  /* [route] */
-    struct hist stall; /* loop iterations' busy time */
+    uint64_t *req;               /* [route][2: declared method, HEAD][NSLOTS] */
+    uint64_t unm[NUNM * NSLOTS]; /* unmatched requests: [method][NSLOTS] */
+    struct hist *dur;            /* [route] */
+    struct hist *run;            /* [route] */
+    struct hist stall;           /* loop iterations' busy time */
     struct {
         const char *kind; /* a string literal; set once before nwaitk covers it */
         struct hist h;
@@ -266,13 +272,26 @@ void petrel__metrics_loop(struct worker *w)
     __atomic_store_n(&wm->pooled, (uint64_t)petrel__sched_pooled(w->sched), __ATOMIC_RELAXED);
 }
 
-void petrel__metrics_inline(struct worker *w, const petrel_route_t *route, bool head, int status,
-                            int64_t start_ns)
+void petrel__metrics_inline(struct worker *w, const petrel_route_t *route, const char *method,
+                            size_t mlen, int status, int64_t start_ns)
 {
     petrel__metrics_t *m = w->srv->metrics;
     if (m == NULL || !m->enabled)
         return;
-    count_request(m, &m->w[w->index], route_id(m, route), head, status, petrel_now_ns() - start_ns);
+    petrel__wmetrics_t *wm = &m->w[w->index];
+    size_t id = route_id(m, route);
+    if (id == m->nroutes) {
+        /* No route, so no declared method: count under the request's own. */
+        size_t k = 0;
+        while (k < NUNM - 1 &&
+               !(strlen(unm_methods[k]) == mlen && memcmp(unm_methods[k], method, mlen) == 0))
+            k++;
+        cnt_add(&wm->unm[k * NSLOTS + status_slot(status)], 1);
+        hist_observe(&wm->dur[id], petrel_now_ns() - start_ns);
+        return;
+    }
+    bool head = mlen == 4 && memcmp(method, "HEAD", 4) == 0;
+    count_request(m, wm, id, head, status, petrel_now_ns() - start_ns);
 }
 
 /* ------------------------------------------------------------------ */
@@ -585,12 +604,17 @@ static void scrape_requests(petrel__metrics_t *m, petrel_metrics_writer_t *w)
     size_t nr = m->nroutes + 1;
     for (size_t id = 0; id < nr; id++) {
         const char *route = id < m->nroutes ? m->routes[id]->path : "<unmatched>";
-        for (int hm = 0; hm < 2; hm++) {
-            const char *method = hm ? "HEAD" : id < m->nroutes ? m->routes[id]->method : "";
+        int nm = id < m->nroutes ? 2 : (int)NUNM;
+        for (int hm = 0; hm < nm; hm++) {
+            const char *method = id == m->nroutes ? unm_methods[hm]
+                                 : hm             ? "HEAD"
+                                                  : m->routes[id]->method;
             for (size_t s = 0; s < NSLOTS; s++) {
                 uint64_t n = 0;
                 for (int k = 0; k < m->nworkers; k++)
-                    n += cnt_get(&m->w[k].req[(id * 2 + (size_t)hm) * NSLOTS + s]);
+                    n += cnt_get(id == m->nroutes
+                                     ? &m->w[k].unm[(size_t)hm * NSLOTS + s]
+                                     : &m->w[k].req[(id * 2 + (size_t)hm) * NSLOTS + s]);
                 if (n == 0)
                     continue;
                 char st[16];
@@ -617,7 +641,8 @@ static void scrape_requests(petrel__metrics_t *m, petrel_metrics_writer_t *w)
             /* By route and method: routes that share a template (GET/PUT/DELETE
              * /items/{id}) must not collide in one series. */
             const char *labels[] = {"route", id < m->nroutes ? m->routes[id]->path : "<unmatched>",
-                                    "method", id < m->nroutes ? m->routes[id]->method : "", NULL};
+                                    "method", id < m->nroutes ? m->routes[id]->method : "ANY",
+                                    NULL};
             if (which == 0)
                 wr_hist(w, "petrel_http_request_duration_seconds",
                         "Time from request arrival to response start, by route and method", labels,

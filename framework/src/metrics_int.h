@@ -42,8 +42,8 @@ void petrel__metrics_attach(struct worker *w);
 /** Once per loop iteration on worker `w`: the loop stall sample and fiber gauges. */
 void petrel__metrics_loop(struct worker *w);
 /** A response that never ran on a fiber (404, 405, 422, 431, 503 while starting). */
-void petrel__metrics_inline(struct worker *w, const petrel_route_t *route, bool head, int status,
-                            int64_t start_ns);
+void petrel__metrics_inline(struct worker *w, const petrel_route_t *route, const char *method,
+                            size_t mlen, int status, int64_t start_ns);
 /**
  * A fiber-handled request's response is about to start (req.c): counts it, and adds the
  * Server-Timing header when server.server_timing is on. Returns the access record's extra

@@ -266,7 +266,7 @@ static void req_fiber_done(void *arg)
         double ms = (double)(petrel_now_ns() - req->start_ns) / 1e6;
         petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, 499, ms,
                            w->index, NULL, NULL);
-        petrel__metrics_inline(w, req->route, false, 499, req->start_ns);
+        petrel__metrics_inline(w, req->route, req->method, req->mlen, 499, req->start_ns);
     }
     req->fiber->user = NULL;
     req->fiber = NULL;
@@ -420,8 +420,7 @@ static void send_inline_detail(struct worker *w, h2o_req_t *h, int status, json_
     size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
     petrel__log_access(NULL, m, h->method.len, h->path.base, plen, status,
                        (double)(petrel_now_ns() - start) / 1e6, w->index, NULL, NULL);
-    petrel__metrics_inline(w, route, h->method.len == 4 && memcmp(m, "HEAD", 4) == 0, status,
-                           start);
+    petrel__metrics_inline(w, route, m, h->method.len, status, start);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *h)

@@ -209,6 +209,9 @@ Test(metrics, counters_and_histograms_after_known_traffic, .init = start, .fini 
     cr_assert_eq(put->status, 200);
     petrel_test_res_free(put);
     get_status("/nowhere", 404);
+    petrel_test_res_t *post = petrel_test_request(tc, "POST", "/nowhere", NULL, "{}", 2);
+    cr_assert_eq(post->status, 404);
+    petrel_test_res_free(post);
     get_status("/sleep?ms=20", 200);
     struct scrape sc;
     scrape(&sc);
@@ -222,7 +225,11 @@ Test(metrics, counters_and_histograms_after_known_traffic, .init = start, .fini 
                           "route=\"/items/{item_id:int}\",method=\"GET\",status=\"200\""),
                  1);
     cr_assert_eq(value_of(&sc, "petrel_http_requests_total",
-                          "route=\"<unmatched>\",method=\"\",status=\"404\""),
+                          "route=\"<unmatched>\",method=\"GET\",status=\"404\""),
+                 1);
+    /* No route, so the request's own method labels it. */
+    cr_assert_eq(value_of(&sc, "petrel_http_requests_total",
+                          "route=\"<unmatched>\",method=\"POST\",status=\"404\""),
                  1);
     cr_assert_str_eq(type_of(&sc, "petrel_http_requests_total"), "counter");
     cr_assert_str_eq(type_of(&sc, "petrel_http_request_duration_seconds"), "histogram");
