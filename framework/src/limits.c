@@ -43,6 +43,9 @@ static const petrel_cfg_key_t limits_keys[] = {
      1000000, NULL},
     {"process_pool.max_msg_bytes", PETREL_CFG_INT, "1048576", "largest job input or result", 16,
      1073741824, NULL},
+    {"process_pool.nice", PETREL_CFG_INT, "10",
+     "niceness added to the CPU workers, so the event loops win the CPU (0 = same priority)", 0, 19,
+     NULL},
     {"thread_pool.size", PETREL_CFG_INT, "4", "threads for blocking calls (to_thread)", 1, 1024,
      NULL},
 };

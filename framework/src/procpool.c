@@ -13,6 +13,7 @@
  * (EOF on its socket) is replaced and the job fails with PETREL_EIO. See
  * docs/internals/procpool.md for why replacements come from a zygote.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -147,10 +149,17 @@ static int zygote_send(int zfd, int pid, int fd)
 
 /* The zygote: forks a child for every byte the parent sends and reaps dead
  * children. It exits when the parent goes away. */
-static _Noreturn void zygote_main(int zfd)
+static _Noreturn void zygote_main(int zfd, int nice_incr)
 {
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     signal(SIGPIPE, SIG_IGN);
+    /* CPU jobs yield to the latency-critical loops: children inherit this niceness. */
+    if (nice_incr > 0) {
+        errno = 0;
+        int cur = getpriority(PRIO_PROCESS, 0);
+        if (errno == 0)
+            (void)setpriority(PRIO_PROCESS, 0, cur + nice_incr > 19 ? 19 : cur + nice_incr);
+    }
     for (;;) {
         struct pollfd pfd = {.fd = zfd, .events = POLLIN};
         int n = poll(&pfd, 1, 200);
@@ -245,6 +254,7 @@ int petrel_procpool_register(const char *name, petrel_proc_fn fn)
 int petrel__procpool_start(const petrel_config_t *cfg, char *err, size_t errlen)
 {
     int64_t size = petrel_config_int(cfg, "process_pool.size");
+    int nice_incr = (int)petrel_config_int(cfg, "process_pool.nice");
     pthread_mutex_lock(&pp_mu);
     pp_backlog = petrel_config_int(cfg, "process_pool.backlog");
     pp_job_timeout_ms = petrel_config_int(cfg, "process_pool.job_timeout_ms");
@@ -268,7 +278,7 @@ int petrel__procpool_start(const petrel_config_t *cfg, char *err, size_t errlen)
     }
     if (z == 0) {
         close(sv[0]);
-        zygote_main(sv[1]);
+        zygote_main(sv[1], nice_incr);
     }
     close(sv[1]);
     pp_zfd = sv[0];

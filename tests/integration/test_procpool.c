@@ -35,6 +35,14 @@ Test(procpool, score_runs_in_a_child, .timeout = 60)
     cr_expect_str_eq(json_string_value(json_object_get(r->json, "digest")),
                      "fc8a6b86a13f71cd9a67f558ab6fd82a3dd89186163a017ed8051acf6d3f8f99");
     petrel_test_res_free(r);
+    /* CPU workers run niced (process_pool.nice, default 10) so the loops win the CPU. */
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "ps -o ni= -p $(pgrep -P $(pgrep -P %d | head -1) | head -1)",
+             (int)p.pid);
+    int st = 0;
+    char *ni = support_run(cmd, &st);
+    cr_expect_geq(strtol(ni, NULL, 10), 10, "pool child niceness: %s", ni);
+    free(ni);
     support_stop_app(&p);
 }
 
