@@ -13,7 +13,7 @@
 # Environment:
 #   PETREL_BENCH_WORKERS   worker threads for both servers (default 2)
 #   PETREL_BENCH_DURATION  wrk duration per run (default 10s)
-#   PETREL_BENCH_ROUNDS    rounds of the alternation (default 3; the verdict is the
+#   PETREL_BENCH_ROUNDS    rounds of the alternation (default 5; the verdict is the
 #                          median of the per-round ratios)
 #   PETREL_BENCH_CONNECTIONS, PETREL_BENCH_THREADS  wrk -c / -t (default 64 / 2)
 #
@@ -26,7 +26,7 @@ cd "$ROOT"
 
 WORKERS=${PETREL_BENCH_WORKERS:-2}
 DURATION=${PETREL_BENCH_DURATION:-10s}
-ROUNDS=${PETREL_BENCH_ROUNDS:-3}
+ROUNDS=${PETREL_BENCH_ROUNDS:-5}
 CONNS=${PETREL_BENCH_CONNECTIONS:-64}
 WRK_THREADS=${PETREL_BENCH_THREADS:-2}
 BUILD=build-release

@@ -11,8 +11,9 @@
 #
 # Environment:
 #   PETREL_BENCH_WORKERS   worker threads (default 2)
-#   PETREL_BENCH_DURATION  wrk duration per run (default 10s)
-#   PETREL_BENCH_ROUNDS    rounds of the alternation (default 3)
+#   PETREL_BENCH_DURATION  wrk duration per run (default 4s: more, shorter rounds
+#                          cancel the box's drift better than a few long ones)
+#   PETREL_BENCH_ROUNDS    rounds of the alternation (default 7)
 #   PETREL_BENCH_CONNECTIONS, PETREL_BENCH_THREADS  wrk -c / -t (default 64 / 2)
 #   PETREL_BENCH_BUILD     build directory (default build-release, Release)
 #
@@ -23,8 +24,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
 WORKERS=${PETREL_BENCH_WORKERS:-2}
-DURATION=${PETREL_BENCH_DURATION:-10s}
-ROUNDS=${PETREL_BENCH_ROUNDS:-3}
+DURATION=${PETREL_BENCH_DURATION:-4s}
+ROUNDS=${PETREL_BENCH_ROUNDS:-7}
 CONNS=${PETREL_BENCH_CONNECTIONS:-64}
 WRK_THREADS=${PETREL_BENCH_THREADS:-2}
 BUILD=${PETREL_BENCH_BUILD:-build-release}
