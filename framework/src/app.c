@@ -32,6 +32,7 @@ void petrel_app_free(petrel_app_t *app)
     free(app->wstop);
     free(app->collectors);
     free(app->command_help);
+    free(app->route_lims);
     petrel_config_free(app->cfg);
     free(app);
 }

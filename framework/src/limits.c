@@ -4,7 +4,9 @@
  * exists, so the process pool can fork), and the per-route rate limit and
  * semaphore that run before a handler.
  */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "limits_int.h"
@@ -56,6 +58,64 @@ void petrel__limits_declare(petrel_config_t *cfg)
     PETREL_ASSERT(r == 0);
 }
 
+struct petrel__route_lim {
+    const petrel_route_t *route; /* NULL: empty slot */
+    petrel_sem_t *sem;
+    petrel_rate_t *rate;
+};
+
+static size_t route_hash(const petrel_route_t *r, size_t cap)
+{
+    uintptr_t x = (uintptr_t)r;
+    x ^= x >> 17;
+    x *= (uintptr_t)0x9E3779B97F4A7C15ull;
+    return (size_t)(x >> 7) & (cap - 1);
+}
+
+/* Resolves every limited route's semaphore and rate limiter once, so that a request to one
+ * costs a table probe instead of a name search under the registries' mutexes. */
+static void route_lims_build(petrel_app_t *app)
+{
+    free(app->route_lims);
+    app->route_lims = NULL;
+    app->route_lims_cap = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < app->nroutes; i++)
+        n += app->routes[i]->max_concurrent != NULL || app->routes[i]->rate_limit != NULL;
+    if (n == 0)
+        return;
+    size_t cap = 8;
+    while (cap < n * 2)
+        cap *= 2;
+    app->route_lims = petrel_xcalloc(cap, sizeof(*app->route_lims));
+    app->route_lims_cap = cap;
+    for (size_t i = 0; i < app->nroutes; i++) {
+        const petrel_route_t *r = app->routes[i];
+        if (r->max_concurrent == NULL && r->rate_limit == NULL)
+            continue;
+        size_t h = route_hash(r, cap);
+        while (app->route_lims[h].route != NULL)
+            h = (h + 1) & (cap - 1);
+        app->route_lims[h].route = r;
+        app->route_lims[h].sem = petrel_sem_find(r->max_concurrent);
+        app->route_lims[h].rate = petrel_rate_find(r->rate_limit);
+    }
+}
+
+static const struct petrel__route_lim *route_lims_get(const petrel_app_t *app,
+                                                      const petrel_route_t *r)
+{
+    if (app->route_lims_cap == 0)
+        return NULL;
+    size_t h = route_hash(r, app->route_lims_cap);
+    while (app->route_lims[h].route != NULL) {
+        if (app->route_lims[h].route == r)
+            return &app->route_lims[h];
+        h = (h + 1) & (app->route_lims_cap - 1);
+    }
+    return NULL;
+}
+
 int petrel__limits_start(petrel_app_t *app, int nworkers, char *err, size_t errlen)
 {
     const petrel_config_t *cfg = app->cfg;
@@ -79,6 +139,7 @@ int petrel__limits_start(petrel_app_t *app, int nworkers, char *err, size_t errl
             return -1;
         }
     }
+    route_lims_build(app);
     petrel__queue_configure(app, nworkers);
     petrel__threadpool_configure(cfg);
     /* Last: the pool forks, and the children should see every registration. */
@@ -88,8 +149,11 @@ int petrel__limits_start(petrel_app_t *app, int nworkers, char *err, size_t errl
 int petrel__route_limits_enter(petrel_req_t *req)
 {
     const petrel_route_t *r = req->route;
+    if (r->rate_limit == NULL && r->max_concurrent == NULL)
+        return 0;
+    const struct petrel__route_lim *lim = route_lims_get(req->w->srv->app, r);
     if (r->rate_limit != NULL) {
-        petrel_rate_t *rl = petrel_rate_find(r->rate_limit);
+        petrel_rate_t *rl = lim != NULL ? lim->rate : petrel_rate_find(r->rate_limit);
         if (rl != NULL) {
             const char *key = NULL;
             const char *hdr = petrel__rate_header(rl);
@@ -110,7 +174,7 @@ int petrel__route_limits_enter(petrel_req_t *req)
         }
     }
     if (r->max_concurrent != NULL) {
-        petrel_sem_t *sem = petrel_sem_find(r->max_concurrent);
+        petrel_sem_t *sem = lim != NULL ? lim->sem : petrel_sem_find(r->max_concurrent);
         if (sem != NULL) {
             int rc = petrel_sem_acquire(sem, PETREL_TIMEOUT_DEFAULT);
             if (rc == PETREL_EOVERLOAD) {

@@ -42,6 +42,10 @@ struct petrel_app {
     petrel_readiness_cb readiness;
     void *readiness_arg;
     char *command_help; /* the app's own commands, for --help (petrel_app_describe_command) */
+    /* Routes' semaphores and rate limiters, resolved by name at server start (limits.c):
+     * an open-addressing table keyed by route, read-only while serving. */
+    struct petrel__route_lim *route_lims;
+    size_t route_lims_cap; /* a power of two, or 0 */
 };
 
 enum server_state {
