@@ -43,6 +43,10 @@ void petrel_app_describe_command(petrel_app_t *app, const char *usage, const cha
     int n = snprintf(line, sizeof(line), "  %-23s %s\n", usage, what);
     if (n < 0)
         return;
+    if ((size_t)n >= sizeof(line)) { /* cut: keep the line's end */
+        n = (int)sizeof(line) - 1;
+        line[n - 1] = '\n';
+    }
     size_t old = app->command_help != NULL ? strlen(app->command_help) : 0;
     app->command_help = petrel_xrealloc(app->command_help, old + (size_t)n + 1);
     memcpy(app->command_help + old, line, (size_t)n + 1);

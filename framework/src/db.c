@@ -972,8 +972,14 @@ static void pool_reap_cb(petrel__timer_t *t)
         atomic_fetch_sub_explicit(&stats.idle, 1, memory_order_relaxed);
         conn_close(c, false);
     }
-    if (!p->closing && p->open > p->size_cap)
-        petrel__timer_start(p->sched, &p->reap, p->overflow_idle_ms / 4 + 1);
+    /* Again when the coldest idle one comes due; with none idle, the next check-in re-arms. */
+    if (!p->closing && p->open > p->size_cap && p->idle != NULL) {
+        petrel_db_conn_t *c = p->idle;
+        while (c->next_idle != NULL)
+            c = c->next_idle;
+        int64_t due = c->idle_since_ms + p->overflow_idle_ms - now;
+        petrel__timer_start(p->sched, &p->reap, due > 1 ? due : 1);
+    }
 }
 
 /* Checked-out connection that must not be pooled: close it and free the slot. */

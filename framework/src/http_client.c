@@ -1222,6 +1222,20 @@ static bool window_add_locked(petrel_http_client_t *c, bool failed)
            (double)c->win_fail >= c->breaker_ratio * (double)c->breaker_window - 1e-9;
 }
 
+/* True while the breaker is open and cooling down: a call would fail at once. Read-only,
+ * for checks made before waiting on anything. */
+static bool breaker_rejects(petrel_http_client_t *c)
+{
+    if (!breaker_on(c))
+        return false;
+    pthread_mutex_lock(&c->mu);
+    bool no = (c->breaker == PETREL_BREAKER_OPEN &&
+               petrel_now_ms() - c->opened_at_ms < c->breaker_cooldown_ms) ||
+              (c->breaker == PETREL_BREAKER_HALF_OPEN && c->probe_inflight);
+    pthread_mutex_unlock(&c->mu);
+    return no;
+}
+
 static int breaker_allow(petrel_http_client_t *c, bool *probe)
 {
     *probe = false;
@@ -1431,6 +1445,8 @@ static int attempt(struct call *cl, const struct dbuf *req, bool is_head, bool *
         why = PETREL_HTTP_CLOSE_TIMEOUT;
     else if (rc == PETREL_ECANCELED)
         why = PETREL_HTTP_CLOSE_CANCELLED;
+    else if (*stale)
+        why = PETREL_HTTP_CLOSE_PEER; /* a kept-alive connection the server had closed */
     else if (rc != 0)
         why = PETREL_HTTP_CLOSE_ERROR;
     else if (!clean)
@@ -1485,7 +1501,14 @@ int petrel_http_request(petrel_http_client_t *c, const petrel_http_req_t *rq,
         return call_fail(&cl, rc, "invalid request (method, path or header)");
     }
     bool is_head = strcmp(method, "HEAD") == 0;
-    if (c->sem != NULL && (rc = sem_enter(&cl)) != 0) {
+    /* A cancelled caller or an open breaker fails at once, not after a semaphore wait. */
+    if (c->sem != NULL && petrel_cancelled())
+        rc = call_fail(&cl, PETREL_ECANCELED, "cancelled");
+    else if (c->sem != NULL && breaker_rejects(c))
+        rc = call_fail(&cl, PETREL_EBREAKER, "circuit breaker open for %s", c->name);
+    else if (c->sem != NULL)
+        rc = sem_enter(&cl);
+    if (rc != 0) {
         free(req.p);
         res->error = rc;
         return rc;

@@ -11,6 +11,7 @@
  * interleave mid-line on pipes (up to PIPE_BUF) and O_APPEND files.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -98,8 +99,21 @@ static void log_write_all(const char *p, size_t len)
 
 static void log_buf_flush(struct log_buf *b)
 {
-    if (b->len > 0)
-        log_write_all(b->data, b->len);
+    /* In pieces of at most PIPE_BUF bytes that end at a record's newline: a write(2) of
+     * that size to a pipe is atomic, so records of different threads never interleave
+     * when stdout is a pipe to a log collector. */
+    size_t off = 0;
+    while (off < b->len) {
+        size_t n = b->len - off;
+        if (n > PIPE_BUF) {
+            const char *nl = memrchr(b->data + off, '\n', PIPE_BUF);
+            if (nl == NULL) /* one record longer than PIPE_BUF: it goes alone */
+                nl = memchr(b->data + off + PIPE_BUF, '\n', n - PIPE_BUF);
+            n = nl != NULL ? (size_t)(nl - (b->data + off)) + 1 : n;
+        }
+        log_write_all(b->data + off, n);
+        off += n;
+    }
     b->len = 0;
     b->urgent = false;
     b->flushed_ms = coarse_ms();

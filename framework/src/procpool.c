@@ -348,7 +348,8 @@ static int pp_respawn(struct pp_child *c, bool kill_old)
     pthread_mutex_lock(&pp_mu);
     c->pid = pid;
     c->fd = fd;
-    pp_restarts++;
+    if (rc == 0)
+        pp_restarts++;
     pthread_mutex_unlock(&pp_mu);
     return rc;
 }

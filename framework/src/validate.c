@@ -1509,8 +1509,8 @@ static bool body_is_json(petrel__header_cb hdr, void *ctx)
 {
     size_t len = 0;
     const char *ct = hdr != NULL ? hdr(ctx, "content-type", &len) : NULL;
-    if (ct == NULL)
-        return true;
+    if (ct == NULL || len == 0)
+        return true; /* FastAPI: `if not content_type_value`, an empty one included */
     size_t i = 0, end;
     while (i < len && (ct[i] == ' ' || ct[i] == '\t'))
         i++;
@@ -1525,6 +1525,8 @@ static bool body_is_json(petrel__header_cb hdr, void *ctx)
     size_t mlen = (size_t)(slash - (ct + i));
     const char *sub = slash + 1;
     size_t slen = (size_t)(ct + end - sub);
+    if (memchr(sub, '/', slen) != NULL)
+        return false; /* "a/b/c" is no type at all: email.message says text/plain */
     if (mlen != 11 || strncasecmp(ct + i, "application", 11) != 0)
         return false;
     return (slen == 4 && strncasecmp(sub, "json", 4) == 0) ||
