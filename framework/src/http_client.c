@@ -1502,12 +1502,14 @@ int petrel_http_request(petrel_http_client_t *c, const petrel_http_req_t *rq,
     }
     bool is_head = strcmp(method, "HEAD") == 0;
     /* A cancelled caller or an open breaker fails at once, not after a semaphore wait. */
-    if (c->sem != NULL && petrel_cancelled())
-        rc = call_fail(&cl, PETREL_ECANCELED, "cancelled");
-    else if (c->sem != NULL && breaker_rejects(c))
-        rc = call_fail(&cl, PETREL_EBREAKER, "circuit breaker open for %s", c->name);
-    else if (c->sem != NULL)
-        rc = sem_enter(&cl);
+    if (c->sem != NULL) {
+        if (petrel_cancelled())
+            rc = call_fail(&cl, PETREL_ECANCELED, "cancelled");
+        else if (breaker_rejects(c))
+            rc = call_fail(&cl, PETREL_EBREAKER, "circuit breaker open for %s", c->name);
+        else
+            rc = sem_enter(&cl);
+    }
     if (rc != 0) {
         free(req.p);
         res->error = rc;

@@ -169,9 +169,8 @@ Test(common, json_dumps_writes_integers_and_strings_as_python_does)
                           (json_int_t)INT64_MAX, (json_int_t)INT64_MIN, "a\"b\\\n\x01é");
     size_t len = 0;
     char *s = petrel_json_dumps(j, &len);
-    cr_assert_str_eq(s,
-                     "[0,-7,1234567890,9223372036854775807,-9223372036854775808,"
-                     "\"a\\\"b\\\\\\n\\u0001é\"]");
+    cr_assert_str_eq(s, "[0,-7,1234567890,9223372036854775807,-9223372036854775808,"
+                        "\"a\\\"b\\\\\\n\\u0001é\"]");
     cr_assert_eq(len, strlen(s));
     free(s);
     json_decref(j);
