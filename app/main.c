@@ -7,10 +7,15 @@
 
 #include "app.h"
 
-/* GET /json: TechEmpower JSON serialisation test. */
+/* GET /json: TechEmpower JSON serialisation test: a new object per request, serialised
+ * by petrel. Built with jansson's _nocheck constructors because the literals are known
+ * to be valid UTF-8: json_pack("{s:s}", ...) would parse its format and re-validate
+ * both strings on every request, which costs as much as the rest of the handler. */
 static int hello_json(petrel_req_t *req)
 {
-    return petrel_json(req, 200, json_pack("{s:s}", "message", "Hello, World!"));
+    json_t *body = json_object();
+    json_object_set_new_nocheck(body, "message", json_string_nocheck("Hello, World!"));
+    return petrel_json(req, 200, body);
 }
 
 /* GET /plaintext: TechEmpower plaintext test. */

@@ -4,7 +4,52 @@
 #ifndef PETREL_COMMON_INT_H
 #define PETREL_COMMON_INT_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
 /** The reason phrase for an HTTP status ("Not Found"), or "" when petrel has none. Static. */
 const char *petrel__reason_phrase(int status);
+
+/* 0x80 in each byte of x that a JSON string cannot hold as it is (see below). */
+static inline uint64_t petrel__json_bad_bytes(uint64_t x, bool ascii_only)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    uint64_t bad = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+    return ascii_only ? bad | (x & highs) : bad;
+}
+
+/**
+ * The length of the leading run of s that a JSON string holds as it is: no '"', no '\\',
+ * no C0 control and, with ascii_only, no byte >= 0x80 either. Eight bytes per step (the
+ * "has a byte less than n" and "has a zero byte" bit tricks): the strings of responses
+ * and log records are mostly one such run, and a byte loop costs ~10 instructions a byte.
+ */
+static inline size_t petrel__json_plain_run(const char *s, size_t len, bool ascii_only)
+{
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        if (petrel__json_bad_bytes(x, ascii_only) != 0)
+            break;
+    }
+    if (i + 8 > len && i < len) {
+        /* The tail as one word padded with a byte that needs nothing. */
+        uint64_t x = 0x6161616161616161ull;
+        memcpy(&x, s + i, len - i);
+        if (petrel__json_bad_bytes(x, ascii_only) == 0)
+            return len;
+    }
+    /* A byte in this word needs an escape: find it. */
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\' || (ascii_only && c >= 0x80))
+            break;
+    }
+    return i;
+}
 
 #endif

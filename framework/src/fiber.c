@@ -429,12 +429,17 @@ static void fiber_release(petrel__sched_t *s, petrel_fiber_t *f)
 
 void petrel__fiber_resume(petrel_fiber_t *f)
 {
+    petrel__fiber_resume_at(f, now_ns());
+}
+
+void petrel__fiber_resume_at(petrel_fiber_t *f, int64_t now)
+{
     petrel__sched_t *s = f->sched;
     PETREL_ASSERT(s->current == NULL);
     PETREL_ASSERT(f->state == PETREL__FIBER_READY);
     f->state = PETREL__FIBER_RUNNING;
     s->current = f;
-    f->slice_ns = now_ns();
+    f->slice_ns = now;
     fiber_add_wait(f, f->await_kind, f->slice_ns - f->parked_ns);
 #ifdef PETREL_ASAN
     void *fake = NULL;

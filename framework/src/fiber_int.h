@@ -146,6 +146,10 @@ petrel_fiber_t *petrel__fiber_new_at(petrel__sched_t *s, petrel__fiber_fn fn, vo
                                      int64_t now);
 /** Runs f now until it parks or finishes. Only from loop context (not from a fiber). */
 void petrel__fiber_resume(petrel_fiber_t *f);
+/** The same with the clock already read (`now`, petrel_now_ns()): a clock read costs
+ * tens of ns in a VM, and a request's first run starts right after the one on_req
+ * made. */
+void petrel__fiber_resume_at(petrel_fiber_t *f, int64_t now);
 /** Queues f to run (from anywhere on the thread). */
 void petrel__fiber_schedule(petrel_fiber_t *f);
 /**

@@ -321,7 +321,20 @@ static void jout_flush(struct jout *o)
     o->n = 0;
 }
 
-static void jout_put(struct jout *o, const char *s, size_t len)
+static void jout_put_slow(struct jout *o, const char *s, size_t len);
+
+/* The common piece fits the buffer: inline, a fixed-size copy for literals. */
+static inline void jout_put(struct jout *o, const char *s, size_t len)
+{
+    if (len > sizeof(o->buf) - o->n) {
+        jout_put_slow(o, s, len);
+        return;
+    }
+    memcpy(o->buf + o->n, s, len);
+    o->n += len;
+}
+
+static void jout_put_slow(struct jout *o, const char *s, size_t len)
 {
     if (len > sizeof(o->buf) - o->n) {
         jout_flush(o);
@@ -342,13 +355,27 @@ static void jout_string(struct jout *o, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t run = 0;
-    jout_put(o, "\"", 1);
-    for (size_t i = 0; i < len; i++) {
+    if (len + 2 <= sizeof(o->buf) - o->n) {
+        /* Short strings (keys, most values): the run needing no escape is one copy; the
+         * first byte that does sends the rest down the general path. */
+        o->buf[o->n++] = '"';
+        run = petrel__json_plain_run(s, len, false);
+        memcpy(o->buf + o->n, s, run);
+        o->n += run;
+        if (run == len) {
+            o->buf[o->n++] = '"';
+            return;
+        }
+    } else {
+        jout_put(o, "\"", 1);
+    }
+    for (size_t i = run; i < len; i++) {
+        i += petrel__json_plain_run(s + i, len - i, false);
+        if (i == len)
+            break;
         unsigned char c = (unsigned char)s[i];
         char esc[8];
         size_t elen = 2;
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
         jout_put(o, s + run, i - run);
         run = i + 1;
         esc[0] = '\\';
@@ -684,7 +711,7 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     h2o_send(h, bufs, bodiless ? 0 : nbufs, H2O_SEND_STATE_FINAL);
     double ms = (double)(now - req->start_ns) / 1e6;
     petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, status, ms,
-                       req->w->index, timed ? &timing : NULL, NULL);
+                       req->w->index, now, timed ? &timing : NULL, NULL);
 }
 
 void petrel__req_send(petrel_req_t *req)

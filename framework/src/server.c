@@ -263,9 +263,10 @@ static void req_fiber_done(void *arg)
     }
     if (!req->responded && req->h2o == NULL) {
         /* The client left before we answered: log it as nginx's 499. */
-        double ms = (double)(petrel_now_ns() - req->start_ns) / 1e6;
+        int64_t now = petrel_now_ns();
+        double ms = (double)(now - req->start_ns) / 1e6;
         petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, 499, ms,
-                           w->index, NULL, NULL);
+                           w->index, now, NULL, NULL);
         petrel__metrics_inline(w, req->route, req->method, req->mlen, 499, req->start_ns);
     }
     req->fiber->user = NULL;
@@ -349,8 +350,10 @@ static const char *reqid_make(struct worker *w, h2o_req_t *h, h2o_mem_pool_t *po
     x ^= x >> 31;
     char *s = h2o_mem_alloc_pool(pool, 17);
     static const char hex[] = "0123456789abcdef";
-    for (int k = 15; k >= 0; k--, x >>= 4)
+    for (int k = 15; k >= 0; k -= 2, x >>= 8) {
         s[k] = hex[x & 15];
+        s[k - 1] = hex[(x >> 4) & 15];
+    }
     s[16] = '\0';
     return s;
 }
@@ -418,8 +421,9 @@ static void send_inline_detail(struct worker *w, h2o_req_t *h, int status, json_
     send_inline_json(h, status, buf, n, allow);
     const char *m = h->method.base;
     size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
+    int64_t now = petrel_now_ns();
     petrel__log_access(NULL, m, h->method.len, h->path.base, plen, status,
-                       (double)(petrel_now_ns() - start) / 1e6, w->index, NULL, NULL);
+                       (double)(now - start) / 1e6, w->index, now, NULL, NULL);
     petrel__metrics_inline(w, route, m, h->method.len, status, start);
 }
 
@@ -505,7 +509,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     /* Run the handler at once while its data is hot in cache, unless we are
      * already inside a fiber (h2o can start a pipelined request from a send). */
     if (petrel_fiber_current() == NULL)
-        petrel__fiber_resume(req->fiber);
+        petrel__fiber_resume_at(req->fiber, start);
     else
         petrel__fiber_schedule(req->fiber);
     return 0;

@@ -163,6 +163,36 @@ Test(common, assert_failure_prints_file_line_func_and_expr_then_aborts)
     cr_assert_str_eq(buf, want);
 }
 
+/* Strings of every length around the serialiser's 512-byte buffer, escapes first, last
+ * and in between, after a prefix that shifts where the buffer boundary falls: each
+ * document reads back as itself. */
+Test(common, json_dumps_round_trips_strings_across_its_buffer)
+{
+    static const char fill[] = "ab\"c\\d\ne\x01f\xc3\xa9g";
+    char str[1300];
+    for (size_t len = 0; len < sizeof(str); len += len < 40 ? 1 : 37) {
+        for (size_t k = 0; k < len; k++)
+            str[k] = (k % 5 == 0) ? fill[(k / 5) % (sizeof(fill) - 1)] : 'x';
+        for (size_t pre = 0; pre < 520; pre += 173) {
+            char prefix[600];
+            memset(prefix, 'p', pre);
+            json_t *j = json_pack("[s#,s#]", prefix, (int)pre, str, (int)len);
+            if (j == NULL) /* a UTF-8 sequence cut by len: not a valid string */
+                continue;
+            size_t n = 0;
+            char *out = petrel_json_dumps(j, &n);
+            cr_assert(out != NULL);
+            json_error_t err;
+            json_t *back = json_loads(out, 0, &err);
+            cr_assert(back != NULL, "len %zu pre %zu: %s", len, pre, err.text);
+            cr_assert(json_equal(back, j), "len %zu pre %zu", len, pre);
+            json_decref(back);
+            json_decref(j);
+            free(out);
+        }
+    }
+}
+
 Test(common, json_dumps_writes_integers_and_strings_as_python_does)
 {
     json_t *j = json_pack("[I,I,I,I,I,s]", (json_int_t)0, (json_int_t)-7, (json_int_t)1234567890,

@@ -266,10 +266,10 @@ Test(log, long_messages_are_not_truncated)
 
 Test(log, access_record_fields)
 {
-    petrel__log_access("rid-9", "GET", 3, "/items/1?x=\"y\"", 14, 200, 1.2345, 3, NULL, NULL);
+    petrel__log_access("rid-9", "GET", 3, "/items/1?x=\"y\"", 14, 200, 1.2345, 3, 0, NULL, NULL);
     json_t *extra = json_pack("{s:s, s:i, s:i}", "route", "/items/{id}", "bytes", 17, "status", 1);
-    petrel__log_access(NULL, "POSTX", 4, "/p\xff", 3, 503, 12000.5, 0, NULL, extra);
-    petrel__log_access("r", "GET", 3, "/", 1, 204, -5, 1, NULL, NULL);
+    petrel__log_access(NULL, "POSTX", 4, "/p\xff", 3, 503, 12000.5, 0, 0, NULL, extra);
+    petrel__log_access("r", "GET", 3, "/", 1, 204, -5, 1, 0, NULL, NULL);
     json_t *a = lines();
     cr_assert_eq(json_array_size(a), 3);
     json_t *r = json_array_get(a, 0);
@@ -294,15 +294,45 @@ Test(log, access_record_fields)
     json_decref(a);
 }
 
+/* Escapes before, inside and after 8-byte blocks, valid and invalid UTF-8, in the path and
+ * in the request id: each record reads back as JSON with the text it was given. */
+Test(log, access_record_escapes_at_any_offset)
+{
+    static const char *const cases[][2] = {
+        {"\"", "\""},
+        {"/abcdefg\"", "/abcdefg\""},
+        {"/abcdefgh\\ijklmnop", "/abcdefgh\\ijklmnop"},
+        {"/abcdefghijklmno\x01", "/abcdefghijklmno\x01"},
+        {"\n/abcdefghijklmnop", "\n/abcdefghijklmnop"},
+        {"/caf\xc3\xa9-abcdefghijkl", "/caf\xc3\xa9-abcdefghijkl"},
+        {"/abcdefghijklmn\xc3\xa9\"q", "/abcdefghijklmn\xc3\xa9\"q"},
+        {"/abcdefgh\xffijklmnop", "/abcdefgh\xef\xbf\xbdijklmnop"},
+        {"/abcdefgh/abcdefgh/abcdefgh", "/abcdefgh/abcdefgh/abcdefgh"},
+        {"/abcdefghij\x7f\t", "/abcdefghij\x7f\t"},
+    };
+    size_t n = sizeof(cases) / sizeof(cases[0]);
+    for (size_t i = 0; i < n; i++)
+        petrel__log_access(cases[i][0], "GET", 3, cases[i][0], strlen(cases[i][0]), 200, 1, 0, 0,
+                           NULL, NULL);
+    json_t *a = lines();
+    cr_assert_eq(json_array_size(a), n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(a, i);
+        cr_assert_str_eq(field_str(r, "path"), cases[i][1], "record %zu", i);
+        cr_assert_str_eq(field_str(r, "request_id"), cases[i][1], "record %zu", i);
+    }
+    json_decref(a);
+}
+
 Test(log, access_records_obey_the_switch_not_the_level)
 {
     petrel__log_configure(PETREL_LOG_ERROR, false);
-    petrel__log_access("r", "GET", 3, "/", 1, 200, 1, 0, NULL, json_pack("{s:i}", "a", 1));
+    petrel__log_access("r", "GET", 3, "/", 1, 200, 1, 0, 0, NULL, json_pack("{s:i}", "a", 1));
     size_t len;
     free(captured(&len));
     cr_assert_eq(len, 0);
     petrel__log_configure(PETREL_LOG_ERROR, true);
-    petrel__log_access("r", "GET", 3, "/", 1, 200, 1, 0, NULL, NULL);
+    petrel__log_access("r", "GET", 3, "/", 1, 200, 1, 0, 0, NULL, NULL);
     json_t *a = lines();
     cr_assert_eq(json_array_size(a), 1);
     json_decref(a);
