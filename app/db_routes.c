@@ -251,12 +251,23 @@ static int tfb_updates(petrel_req_t *req)
         pairs[i][1] = numbers[i];
     }
     qsort(pairs, (size_t)n, sizeof(pairs[0]), int_cmp);
+    /* An id drawn twice is written once, with one of its numbers: an UPDATE ... FROM with
+     * two source rows for a target row applies only one of them, and which one is
+     * unspecified, so the response could not say what the row holds. */
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (m > 0 && pairs[m - 1][0] == pairs[i][0])
+            continue;
+        pairs[m][0] = pairs[i][0];
+        pairs[m][1] = pairs[i][1];
+        m++;
+    }
     /* PostgreSQL array literals "{1,2,3}" (12 bytes per value is plenty for 1..10000). */
-    char *a_ids = petrel_xmalloc((size_t)n * 12 + 3), *a_nums = petrel_xmalloc((size_t)n * 12 + 3);
+    char *a_ids = petrel_xmalloc((size_t)m * 12 + 3), *a_nums = petrel_xmalloc((size_t)m * 12 + 3);
     size_t li = 0, ln = 0;
     a_ids[li++] = '{';
     a_nums[ln++] = '{';
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < m; i++) {
         li += (size_t)snprintf(a_ids + li, 12, "%s%d", i ? "," : "", pairs[i][0]);
         ln += (size_t)snprintf(a_nums + ln, 12, "%s%d", i ? "," : "", pairs[i][1]);
     }
@@ -275,11 +286,10 @@ out:
     petrel_db_release(c);
     if (rc != 0)
         return rc;
-    /* Several draws of the same id: the response shows the value written last. */
+    /* Each draw shows the number its row now holds (the same for repeated ids). */
     for (int i = 0; i < n; i++) {
-        for (int k = 0; k < n; k++)
-            if (pairs[k][0] == ids[i])
-                numbers[i] = pairs[k][1];
+        const int(*p)[2] = bsearch(&ids[i], pairs, (size_t)m, sizeof(pairs[0]), int_cmp);
+        numbers[i] = (*p)[1];
     }
     return petrel_json(req, 200, worlds_json(n, ids, numbers));
 }

@@ -1159,6 +1159,10 @@ int petrel_server_stop(petrel_server_t *srv)
 {
     pthread_mutex_lock(&srv->mu);
     srv->stop_requested = 1;
+    /* Not ready from this moment: a load balancer polling /readyz stops sending new
+     * work before the control thread has even woken up to drain. */
+    if (atomic_load(&srv->state) == SERVER_READY)
+        atomic_store(&srv->state, SERVER_DRAINING);
     pthread_cond_broadcast(&srv->cv);
     pthread_mutex_unlock(&srv->mu);
     pthread_join(srv->control, NULL);
