@@ -6,15 +6,17 @@
 #
 # petrel runs twice: with config/default.yaml (access log on, written to
 # /dev/null so the disk is not measured) and with log.access=false; host,
-# port and workers come from the environment. Runs
-# alternate (bare, petrel, petrel-noaccess, bare, ...) so that drift on a
-# noisy box hits every server alike; run-to-run noise here is +-10-15%.
+# port and workers come from the environment. Each round runs the three back
+# to back, in the order bare, petrel, petrel-noaccess and the next round the
+# other way round, so that a box whose speed drifts (run-to-run noise here is
+# +-10-15%) favours no server; the verdict is the median of the per-round
+# ratios, which a disturbed round cannot swing.
 #
 # Environment:
 #   PETREL_BENCH_WORKERS   worker threads for both servers (default 2)
-#   PETREL_BENCH_DURATION  wrk duration per run (default 10s)
-#   PETREL_BENCH_ROUNDS    rounds of the alternation (default 5; the verdict is the
-#                          median of the per-round ratios)
+#   PETREL_BENCH_DURATION  wrk duration per run (default 4s)
+#   PETREL_BENCH_ROUNDS    rounds (default 12: many short rounds follow the
+#                          box's drift better than a few long ones)
 #   PETREL_BENCH_CONNECTIONS, PETREL_BENCH_THREADS  wrk -c / -t (default 64 / 2)
 #
 # Builds build-release/ (Release) if needed. Listens on 127.0.0.1 only; every
@@ -25,8 +27,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
 WORKERS=${PETREL_BENCH_WORKERS:-2}
-DURATION=${PETREL_BENCH_DURATION:-10s}
-ROUNDS=${PETREL_BENCH_ROUNDS:-5}
+DURATION=${PETREL_BENCH_DURATION:-4s}
+ROUNDS=${PETREL_BENCH_ROUNDS:-12}
 CONNS=${PETREL_BENCH_CONNECTIONS:-64}
 WRK_THREADS=${PETREL_BENCH_THREADS:-2}
 BUILD=build-release
@@ -133,19 +135,19 @@ to_ms() {
     }'
 }
 
-RESULTS="$LOGDIR/results" # lines: name rps p50_ms p99_ms errors
+RESULTS="$LOGDIR/results" # lines: round name rps p50_ms p99_ms errors
 : >"$RESULTS"
 
-# measure NAME PORT
+# measure ROUND NAME PORT
 measure() {
-    local name=$1 port=$2 out rps p50 p99 errs
+    local round=$1 name=$2 port=$3 out rps p50 p99 errs
     out=$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/json")
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
     errs=$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {
         for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) n += $i } END {print n + 0}' <<<"$out")
-    printf '%s %s %s %s %s\n' "$name" "${rps:-0}" "$p50" "$p99" "$errs" >>"$RESULTS"
+    printf '%s %s %s %s %s %s\n' "$round" "$name" "${rps:-0}" "$p50" "$p99" "$errs" >>"$RESULTS"
     printf '  %-16s %10.0f req/s   p50 %7.3f ms   p99 %7.3f ms   errors %s\n' \
         "$name" "${rps:-0}" "$p50" "$p99" "$errs"
 }
@@ -158,19 +160,28 @@ for port in "$BARE_PORT" "$PETREL_PORT" "$NOLOG_PORT"; do
 done
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round"
-    measure bare "$BARE_PORT"
-    measure petrel "$PETREL_PORT"
-    measure petrel-noaccess "$NOLOG_PORT"
+    if [ $((round % 2)) -eq 1 ]; then
+        measure "$round" bare "$BARE_PORT"
+        measure "$round" petrel "$PETREL_PORT"
+        measure "$round" petrel-noaccess "$NOLOG_PORT"
+    else
+        measure "$round" petrel-noaccess "$NOLOG_PORT"
+        measure "$round" petrel "$PETREL_PORT"
+        measure "$round" bare "$BARE_PORT"
+    fi
 done
 
 # ---- report ----
 echo
 awk -v target="$TARGET_RATIO" '
-    { n[$1]++; rps[$1] += $2; p50[$1] += $3; p99[$1] += $4; err[$1] += $5 }
-    $1 == "bare" { nr++; b = $2 }
-    $1 == "petrel" { r1[nr] = b > 0 ? $2 / b : 0 }
-    $1 == "petrel-noaccess" { r2[nr] = b > 0 ? $2 / b : 0 }
+    { n[$2]++; rps[$2] += $3; p50[$2] += $4; p99[$2] += $5; err[$2] += $6; v[$1, $2] = $3 }
+    $1 > nr { nr = $1 }
     END {
+        for (i = 1; i <= nr; i++) {
+            b = v[i, "bare"]
+            r1[i] = b > 0 ? v[i, "petrel"] / b : 0
+            r2[i] = b > 0 ? v[i, "petrel-noaccess"] / b : 0
+        }
         printf "%-16s %12s %10s %10s %8s %14s\n", "server", "req/s (mean)", "p50 ms", "p99 ms",
             "errors", "vs bare"
         split("bare petrel petrel-noaccess", order, " ")
@@ -186,7 +197,6 @@ awk -v target="$TARGET_RATIO" '
         printf "\nratio of mean req/s petrel/bare = %.3f (access log on), %.3f (access log off)\n",
             ratio, ratio2
         # Each round runs the three back to back: its ratios share that moment of the box.
-        # The verdict takes their median, which one disturbed run cannot swing.
         m1 = median(r1, nr)
         m2 = median(r2, nr)
         printf "per-round petrel/bare:"
