@@ -14,9 +14,9 @@
 #
 # Environment:
 #   PETREL_BENCH_WORKERS   worker threads for both servers (default 2)
-#   PETREL_BENCH_DURATION  wrk duration per run (default 4s)
-#   PETREL_BENCH_ROUNDS    rounds (default 12: many short rounds follow the
-#                          box's drift better than a few long ones)
+#   PETREL_BENCH_DURATION  wrk duration per run (default 10s)
+#   PETREL_BENCH_ROUNDS    rounds (default 8; more rounds follow the box's drift
+#                          better, shorter runs are noisier)
 #   PETREL_BENCH_CONNECTIONS, PETREL_BENCH_THREADS  wrk -c / -t (default 64 / 2)
 #
 # Builds build-release/ (Release) if needed. Listens on 127.0.0.1 only; every
@@ -27,8 +27,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
 WORKERS=${PETREL_BENCH_WORKERS:-2}
-DURATION=${PETREL_BENCH_DURATION:-4s}
-ROUNDS=${PETREL_BENCH_ROUNDS:-12}
+DURATION=${PETREL_BENCH_DURATION:-10s}
+ROUNDS=${PETREL_BENCH_ROUNDS:-8}
 CONNS=${PETREL_BENCH_CONNECTIONS:-64}
 WRK_THREADS=${PETREL_BENCH_THREADS:-2}
 BUILD=build-release
