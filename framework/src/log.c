@@ -289,11 +289,15 @@ static int64_t log_realtime_ns(int64_t mono)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t real = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    if (mono > 0) {
-        log_clock.mono = mono;
-        log_clock.off = real - mono;
-    }
-    return real;
+    if (mono <= 0)
+        return real;
+    /* The offset from a fresh monotonic reading: `mono` may be a little old (it was read
+     * before the response was sent), and its age would shift the next 100 ms of records. */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t fresh = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    log_clock.mono = fresh;
+    log_clock.off = real - fresh;
+    return mono + log_clock.off;
 }
 
 /* Brings log_time up to the millisecond of `real` (ns since the epoch). The date part is

@@ -187,6 +187,7 @@ static void *start_thread(void *p)
 
 Test(lifespan, readyz_is_never_ready_while_startup_runs, .timeout = 30)
 {
+    atomic_store(&sleep_hook_ms, -1); /* set by the hook once it has slept */
     petrel_app_t *app = new_app();
     petrel_app_on_startup(app, hook_sleep_cb, &ms_1000);
     int port = support_free_port();

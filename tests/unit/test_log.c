@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -321,6 +322,48 @@ Test(log, access_record_escapes_at_any_offset)
         cr_assert_str_eq(field_str(r, "path"), cases[i][1], "record %zu", i);
         cr_assert_str_eq(field_str(r, "request_id"), cases[i][1], "record %zu", i);
     }
+    json_decref(a);
+}
+
+/* With the response's monotonic reading given, the record's wall-clock time is derived
+ * from it; the time-split fields carry each await kind, escaped like any key. */
+Test(log, access_record_time_from_a_monotonic_reading_and_timing_fields)
+{
+    petrel__log_timing_t t = {.run_ns = 1500000, .wait_ns = 2250000, .n = 2};
+    t.kind[0] = "db";
+    t.ns[0] = 2000000;
+    t.kind[1] = "we\"ird";
+    t.ns[1] = 250000;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t now = petrel_now_ns();
+    petrel__log_access("r1", "GET", 3, "/", 1, 200, 3.75, 0, now, &t, NULL);
+    /* A reading 30 ms old is shown 30 ms before the present. */
+    struct timespec wall2;
+    clock_gettime(CLOCK_REALTIME, &wall2);
+    petrel__log_access("r2", "GET", 3, "/", 1, 200, 1, 0, petrel_now_ns() - 30000000, NULL, NULL);
+    json_t *a = lines();
+    cr_assert_eq(json_array_size(a), 2);
+    json_t *r = json_array_get(a, 0);
+    struct tm tm = {0};
+    const char *ts = field_str(r, "time");
+    const char *rest = strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    cr_assert(rest != NULL && rest[0] == '.', "time %s", ts);
+    double got = (double)timegm(&tm) + strtod(rest, NULL);
+    double want = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
+    cr_assert(got > want - 0.01 && got < want + 0.5, "time %s vs wall clock %.3f", ts, want);
+    cr_assert_float_eq(json_real_value(json_object_get(r, "run_ms")), 1.5, 1e-9);
+    cr_assert_float_eq(json_real_value(json_object_get(r, "db_ms")), 2.0, 1e-9);
+    cr_assert_float_eq(json_real_value(json_object_get(r, "we\"ird_ms")), 0.25, 1e-9);
+    cr_assert_float_eq(json_real_value(json_object_get(r, "wait_ms")), 2.25, 1e-9);
+    const char *ts2 = field_str(json_array_get(a, 1), "time");
+    struct tm tm2 = {0};
+    const char *rest2 = strptime(ts2, "%Y-%m-%dT%H:%M:%S", &tm2);
+    cr_assert(rest2 != NULL);
+    double got2 = (double)timegm(&tm2) + strtod(rest2, NULL);
+    double want2 = (double)wall2.tv_sec + (double)wall2.tv_nsec / 1e9;
+    cr_assert(got2 <= want2 - 0.015 && got2 >= want2 - 0.1, "time %s vs wall clock %.3f - 30 ms",
+              ts2, want2);
     json_decref(a);
 }
 
