@@ -378,6 +378,21 @@ Test(db, overflow_connections_open_under_load_and_close_after, .timeout = 30)
     stop(tc, app);
 }
 
+/* Sends GET /t/sleep?s=5 on a connection of its own and returns that connection once
+ * PostgreSQL runs the query. */
+static int start_sleep_query(petrel_testclient_t *tc, PGconn *pg)
+{
+    int fd = petrel_test_connect(tc);
+    cr_assert_geq(fd, 0);
+    static const char req[] = "GET /t/sleep?s=5 HTTP/1.1\r\nHost: t\r\n\r\n";
+    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    double t0 = support_now_ms();
+    while (active_sleeps(pg) == 0 && support_now_ms() - t0 < 3000)
+        support_sleep_ms(10);
+    cr_assert_eq(active_sleeps(pg), 1, "query did not start");
+    return fd;
+}
+
 Test(db, the_pool_refills_min_idle_after_connections_are_lost, .timeout = 30)
 {
     petrel_app_t *app;
@@ -387,18 +402,11 @@ Test(db, the_pool_refills_min_idle_after_connections_are_lost, .timeout = 30)
     cr_expect_eq(stat_of(tc, "size"), 2);
     /* A client that leaves mid-query: its connection is cancelled and closed. */
     PGconn *pg = admin();
-    int fd = petrel_test_connect(tc);
-    cr_assert_geq(fd, 0);
-    static const char req[] = "GET /t/sleep?s=5 HTTP/1.1\r\nHost: t\r\n\r\n";
-    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
-    double t0 = support_now_ms();
-    while (active_sleeps(pg) == 0 && support_now_ms() - t0 < 3000)
-        support_sleep_ms(10);
-    cr_assert_eq(active_sleeps(pg), 1, "query did not start");
+    int fd = start_sleep_query(tc, pg);
     long long connects = stat_of(tc, "connects");
     close(fd);
     /* The pool is back at min_idle without waiting for the next request to need it. */
-    t0 = support_now_ms();
+    double t0 = support_now_ms();
     while (stat_of(tc, "connects") == connects && support_now_ms() - t0 < 3000)
         support_sleep_ms(20);
     while (stat_of(tc, "idle") < 2 && support_now_ms() - t0 < 3000)
@@ -456,14 +464,7 @@ Test(db, client_disconnect_mid_query_cancels_it_on_the_server, .timeout = 30)
     petrel_app_t *app;
     petrel_testclient_t *tc = start(&app, NULL);
     PGconn *pg = admin();
-    int fd = petrel_test_connect(tc);
-    cr_assert_geq(fd, 0);
-    static const char req[] = "GET /t/sleep?s=5 HTTP/1.1\r\nHost: t\r\n\r\n";
-    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
-    double t0 = support_now_ms();
-    while (active_sleeps(pg) == 0 && support_now_ms() - t0 < 3000)
-        support_sleep_ms(10);
-    cr_assert_eq(active_sleeps(pg), 1, "query did not start");
+    int fd = start_sleep_query(tc, pg);
     close(fd);
     double t1 = support_now_ms();
     while (active_sleeps(pg) > 0 && support_now_ms() - t1 < 3000)

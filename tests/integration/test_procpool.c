@@ -75,20 +75,28 @@ static void bg_score(int i, void *arg)
     petrel_test_res_free(r);
 }
 
+/* The pid of the pool's one child: the zygote is the app's child, the pool child the
+ * zygote's. */
+static int pool_child(pid_t app)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "pgrep -P $(pgrep -P %d | head -1)", (int)app);
+    int st = 0;
+    char *pids = support_run(cmd, &st);
+    int child = (int)strtol(pids, NULL, 10);
+    free(pids);
+    cr_assert_gt(child, 0, "no pool child found");
+    return child;
+}
+
 Test(procpool, a_child_killed_mid_job_fails_only_that_job, .timeout = 60)
 {
     support_proc_t p;
     const char *env[] = {"PETREL_PROCESS_POOL_SIZE=1", "PETREL_PROCESS_POOL_JOB_TIMEOUT_MS=20000",
                          NULL};
     int port = support_start_app(&p, 2, env);
-    /* The zygote is the app's child; the pool child is the zygote's. */
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "pgrep -P $(pgrep -P %d | head -1)", (int)p.pid);
+    int child = pool_child(p.pid);
     int st = 0;
-    char *pids = support_run(cmd, &st);
-    int child = (int)strtol(pids, NULL, 10);
-    free(pids);
-    cr_assert_gt(child, 0, "no pool child found");
     struct bg b = {.port = port};
     pid_t kid = fork();
     if (kid == 0) {
@@ -140,13 +148,7 @@ Test(procpool, a_replacement_that_could_not_start_is_started_by_the_next_job, .t
     const char *env[] = {"PETREL_PROCESS_POOL_SIZE=1", "PETREL_PROCESS_POOL_JOB_TIMEOUT_MS=20000",
                          NULL};
     int port = support_start_app(&p, 1, env);
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "pgrep -P $(pgrep -P %d | head -1)", (int)p.pid);
-    int st = 0;
-    char *pids = support_run(cmd, &st);
-    int child = (int)strtol(pids, NULL, 10);
-    free(pids);
-    cr_assert_gt(child, 0, "no pool child found");
+    int child = pool_child(p.pid);
     int fd = support_connect(port);
     cr_assert_geq(fd, 0);
     cr_assert_eq(raw_exchange(fd, "GET", "/json", ""), 200);
