@@ -127,6 +127,14 @@ void *petrel_xmalloc(size_t sz)
     return p;
 }
 
+/* Out of line on purpose: GCC expands a memset of a known size of a few hundred bytes
+ * as rep stos, whose start-up on AMD cores costs more than libc's vector loop takes for
+ * the whole clear; a call with the size as an argument always gets libc's. */
+void petrel__clear(void *p, size_t n)
+{
+    memset(p, 0, n);
+}
+
 void *petrel_xcalloc(size_t n, size_t sz)
 {
     /* calloc checks n * sz for overflow itself; asking for at least one byte

@@ -21,6 +21,9 @@ static inline uint64_t petrel__json_bad_bytes(uint64_t x, bool ascii_only)
     return ascii_only ? bad | (x & highs) : bad;
 }
 
+/* memset(p, 0, n) that stays a call (see common.c): for hot-path structs. */
+void petrel__clear(void *p, size_t n);
+
 /**
  * The length of the leading run of s that a JSON string holds as it is: no '"', no '\\',
  * no C0 control and, with ascii_only, no byte >= 0x80 either. Eight bytes per step (the

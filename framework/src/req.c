@@ -618,7 +618,10 @@ static int set_json(petrel_req_t *req, int status, json_t *body)
         json_decref(body);
         return 0;
     }
-    struct dumpbuf d = {.pool = &req->h2o->pool};
+    /* vec[] is filled in order and read only up to n: left uncleared (256 bytes). */
+    struct dumpbuf d;
+    d.pool = &req->h2o->pool;
+    d.n = d.cap_last = d.total = 0;
     int rc = petrel_json_dump(body, dump_cb, &d);
     json_decref(body);
     if (rc != 0)

@@ -122,7 +122,7 @@ static petrel_req_t *req_new(struct worker *w)
         return petrel_xcalloc(1, sizeof(*req));
     w->req_cache = *(petrel_req_t **)req;
     w->nreq_cache--;
-    memset(req, 0, sizeof(*req));
+    petrel__clear(req, sizeof(*req));
     return req;
 }
 
@@ -271,7 +271,9 @@ static void req_fiber_done(void *arg)
     }
     req->fiber->user = NULL;
     req->fiber = NULL;
-    atomic_fetch_sub(&w->inflight, 1);
+    /* Only this worker writes its count (other threads read it): no locked RMW needed. */
+    atomic_store_explicit(&w->inflight, atomic_load_explicit(&w->inflight, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
     req_release(req);
 }
 
@@ -501,7 +503,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     if (tmo > 0)
         petrel__timer_start_at(w->sched, &req->deadline, start, tmo);
 
-    atomic_fetch_add(&w->inflight, 1);
+    atomic_store_explicit(&w->inflight, atomic_load_explicit(&w->inflight, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     req->hup.fd = -1;
     req->fiber = petrel__fiber_new_at(w->sched, request_main, req, start);
     req->fiber->user = req;
