@@ -239,6 +239,15 @@ bool petrel__fiber_client_gone(void)
     return true;
 }
 
+/* Only the worker itself writes its count (scrapes and the drain read it): a relaxed
+ * load and store, not a locked add per request. */
+static inline void inflight_add(struct worker *w, long d)
+{
+    atomic_store_explicit(&w->inflight,
+                          atomic_load_explicit(&w->inflight, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
 static void req_first_park(petrel_fiber_t *f)
 {
     petrel_req_t *req = f->user;
@@ -271,9 +280,7 @@ static void req_fiber_done(void *arg)
     }
     req->fiber->user = NULL;
     req->fiber = NULL;
-    /* Only this worker writes its count (other threads read it): no locked RMW needed. */
-    atomic_store_explicit(&w->inflight, atomic_load_explicit(&w->inflight, memory_order_relaxed) - 1,
-                          memory_order_relaxed);
+    inflight_add(w, -1);
     req_release(req);
 }
 
@@ -503,8 +510,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     if (tmo > 0)
         petrel__timer_start_at(w->sched, &req->deadline, start, tmo);
 
-    atomic_store_explicit(&w->inflight, atomic_load_explicit(&w->inflight, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    inflight_add(w, 1);
     req->hup.fd = -1;
     req->fiber = petrel__fiber_new_at(w->sched, request_main, req, start);
     req->fiber->user = req;
