@@ -254,6 +254,9 @@ Test(http, unknown_path_is_404_not_found)
     petrel_test_res_t *r = petrel_test_get(tc, "/no/such/path");
     cr_assert_eq(r->status, 404);
     cr_assert(support_json_eq(r->json, "{\"detail\":\"Not Found\"}", "404 body"));
+    const char *server = petrel_test_res_header(r, "server");
+    cr_assert(server != NULL && strcmp(server, "petrel") == 0, "404 Server: %s",
+              server ? server : "(none)");
     petrel_test_res_free(r);
 }
 
@@ -279,6 +282,10 @@ Test(http, body_over_max_body_bytes_is_413)
     static const char *const hdrs[] = {"Content-Type: application/json", NULL};
     petrel_test_res_t *r = petrel_test_request(tc, "POST", "/echo", hdrs, big, n);
     cr_assert_eq(r->status, 413, "status %d body %s", r->status, r->body);
+    /* h2o answers this one itself, before any route: it carries the Server header too. */
+    const char *server = petrel_test_res_header(r, "server");
+    cr_assert(server != NULL && strcmp(server, "petrel") == 0, "413 Server: %s",
+              server ? server : "(none)");
     petrel_test_res_free(r);
     free(big);
 
