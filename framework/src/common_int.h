@@ -40,9 +40,23 @@ static inline size_t petrel__json_plain_run(const char *s, size_t len, bool asci
             break;
     }
     if (i + 8 > len && i < len) {
-        /* The tail as one word padded with a byte that needs nothing. */
-        uint64_t x = 0x6161616161616161ull;
-        memcpy(&x, s + i, len - i);
+        /* The tail as one word from fixed-size loads (a variable-size copy is a libc call,
+         * dearer than the whole check): the last 8 bytes, which overlap bytes already found
+         * plain; two overlapping halves for 4-7 bytes; first, middle and last byte for 1-3,
+         * padded with a byte that needs nothing. No byte outside s is read. */
+        uint64_t x;
+        size_t n = len - i;
+        if (len >= 8) {
+            memcpy(&x, s + len - 8, 8);
+        } else if (n >= 4) {
+            uint32_t a, b;
+            memcpy(&a, s, 4);
+            memcpy(&b, s + len - 4, 4);
+            x = (uint64_t)a | (uint64_t)b << 32;
+        } else {
+            x = 0x6161616161000000ull | (uint64_t)(unsigned char)s[0] |
+                (uint64_t)(unsigned char)s[n / 2] << 8 | (uint64_t)(unsigned char)s[n - 1] << 16;
+        }
         if (petrel__json_bad_bytes(x, ascii_only) == 0)
             return len;
     }

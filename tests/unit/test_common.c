@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,8 @@
 
 #include <petrel/common.h>
 #include <petrel/req.h>
+
+#include "common_int.h"
 
 Test(common, every_petrel_code_has_a_name_and_description)
 {
@@ -217,4 +220,55 @@ Test(common, json_dumps_writes_integers_and_strings_as_python_does)
     cr_assert_eq(len, strlen(s));
     free(s);
     json_decref(j);
+}
+
+static size_t naive_plain_run(const char *s, size_t len, bool ascii_only)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\' || (ascii_only && c >= 0x80))
+            break;
+        i++;
+    }
+    return i;
+}
+
+Test(common, json_plain_run_matches_a_byte_loop_and_reads_only_the_string)
+{
+    /* guard | data | guard: a string placed flush against either end of the data page
+     * faults if the 8-byte scan or its tail loads read one byte outside it. */
+    long pg = sysconf(_SC_PAGESIZE);
+    char *map =
+        mmap(NULL, (size_t)pg * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(map != MAP_FAILED);
+    cr_assert_eq(mprotect(map, (size_t)pg, PROT_NONE), 0);
+    cr_assert_eq(mprotect(map + 2 * pg, (size_t)pg, PROT_NONE), 0);
+    static const unsigned char bad[] = {'"', '\\', 0x00, 0x1f, '\n', 0x80, 0xc3, 0xff};
+    size_t checked = 0;
+    for (int at_end = 0; at_end < 2; at_end++) {
+        for (size_t len = 0; len <= 40; len++) {
+            char *s = at_end ? map + 2 * pg - len : map + pg;
+            for (size_t pos = 0; pos <= len; pos++) {
+                for (size_t k = 0; k < sizeof(bad); k++) {
+                    memset(s, 'x', len);
+                    if (pos < len)
+                        s[pos] = (char)bad[k];
+                    if (pos + 3 < len) /* a second one further on must not hide the first */
+                        s[len - 1] = '"';
+                    for (int ascii = 0; ascii < 2; ascii++) {
+                        size_t want = naive_plain_run(s, len, ascii);
+                        size_t got = petrel__json_plain_run(s, len, ascii);
+                        cr_assert_eq(got, want, "len %zu bad 0x%02x at %zu ascii %d: %zu, want %zu",
+                                     len, bad[k], pos, ascii, got, want);
+                        checked++;
+                    }
+                    if (pos == len)
+                        break; /* no bad byte: one pass */
+                }
+            }
+        }
+    }
+    cr_assert_gt(checked, 10000);
+    munmap(map, (size_t)pg * 3);
 }
