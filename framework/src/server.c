@@ -183,6 +183,13 @@ static void req_on_h2o_dispose(void *p)
     req_release(req);
 }
 
+/* on_req's reference becomes h2o's: released when h2o disposes its request. */
+static void req_link_h2o(petrel_req_t *req, h2o_req_t *h)
+{
+    petrel_req_t **link = h2o_mem_alloc_shared(&h->pool, sizeof(*link), req_on_h2o_dispose);
+    *link = req;
+}
+
 static void req_deadline_cb(petrel__timer_t *t)
 {
     petrel_req_t *req = t->data;
@@ -504,9 +511,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     req->mlen = h->method.len;
     req->reqid = reqid_make(w, h, &req->arena, blk + h->method.len + 1);
     req->raw_body = (petrel_str_t){h->entity.base, h->entity.base ? h->entity.len : 0};
-    req->refs = 2; /* the fiber's and h2o's */
-    petrel_req_t **link = h2o_mem_alloc_shared(&h->pool, sizeof(*link), req_on_h2o_dispose);
-    *link = req;
+    req->refs = 2; /* the fiber's, and on_req's own until the first run is over */
     h2o_linklist_insert(&w->reqs, &req->link);
 
     int64_t tmo =
@@ -522,10 +527,21 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     req->fiber->first_park_cb = req_first_park;
     /* Run the handler at once while its data is hot in cache, unless we are
      * already inside a fiber (h2o can start a pipelined request from a send). */
-    if (petrel_fiber_current() == NULL)
-        petrel__fiber_resume_at(req->fiber, start);
-    else
+    if (petrel_fiber_current() != NULL) {
+        req_link_h2o(req, h);
         petrel__fiber_schedule(req->fiber);
+        return 0;
+    }
+    petrel__fiber_resume_at(req->fiber, start);
+    /* Most handlers answer without awaiting: by now their fiber is over and h2o holds
+     * nothing of ours (h2o 2.2 encodes the headers inside h2o_send, HTTP/1 and 2 alike,
+     * and bodies live in its own pool). Only a request still referenced (a waiting
+     * fiber, child tasks) must hear when h2o frees its half, which costs an allocation;
+     * h2o cannot free it during the run itself (write completions come from the loop). */
+    if (req->refs > 1)
+        req_link_h2o(req, h);
+    else
+        req_release(req);
     return 0;
 
 free_early:
@@ -753,6 +769,8 @@ static void server_header_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h
 
 static void server_header_filter(h2o_pathconf_t *pc, const char *name)
 {
+    if (name == NULL || name[0] == '\0')
+        return; /* as h2o: no name, no header */
     struct server_header_filter *f =
         (struct server_header_filter *)h2o_create_filter(pc, sizeof(*f));
     f->super.on_setup_ostream = server_header_on_setup_ostream;

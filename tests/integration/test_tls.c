@@ -28,8 +28,28 @@ static int h_sleep(petrel_req_t *req)
     return petrel_json(req, 200, json_pack("{s:b}", "slept", 1));
 }
 
+/* A header whose value lives in the request's own memory, and a body larger than
+ * HTTP/2's initial 64 KiB window, so h2o sends most of it after the handler is over. */
+static int h_tagged(petrel_req_t *req)
+{
+    char tag[64];
+    const char *t = petrel_param_str(req, "tag", "");
+    snprintf(tag, sizeof(tag), "tag-%s", t);
+    petrel_resp_header(req, "X-Tag", tag);
+    /* Each body differs (its letters start at the tag), so one overwritten by the next
+     * request's shows. */
+    size_t n = 200000, shift = (size_t)atoi(t);
+    char *body = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        body[i] = (char)('a' + (i + shift) % 26);
+    int rc = petrel_send(req, 200, "text/plain", body, n);
+    free(body);
+    return rc;
+}
+
 static const petrel_route_t routes[] = {
     PETREL_ROUTE(GET, "/json", h_json),
+    PETREL_ROUTE(GET, "/tagged", h_tagged, .query = {PETREL_Q_STR("tag", .required = true)}),
     PETREL_ROUTE(GET, "/sleep", h_sleep, .query = {PETREL_Q_INT("ms", .dflt = "500")}),
 };
 
@@ -141,4 +161,64 @@ Test(tls, http2_multiplexes_sleeping_requests_on_one_connection)
     cr_assert_not_null(strstr(out, "h2"), "h2load did not negotiate h2: %s", out);
     cr_assert(took < 3000, "10 multiplexed 500 ms requests took %.0f ms", took);
     free(out);
+}
+
+Test(tls, http2_headers_and_large_bodies_of_requests_on_one_connection)
+{
+    /* Eight parallel requests on one HTTP/2 connection: each response keeps its own header
+     * value and its whole body, though the handlers are over (and the next ones ran) before
+     * most of the bodies go out. */
+    char cmd[4096], hdrs[300];
+    snprintf(hdrs, sizeof(hdrs), "%s/h2-headers.txt", dir);
+    int o = snprintf(
+        cmd, sizeof(cmd),
+        "curl --http2 --parallel -sk --max-time 20 -D %s -w '%%{http_version} %%{size_download} "
+        "%%{num_connects}\\n'",
+        hdrs);
+    for (int i = 0; i < 8; i++)
+        o += snprintf(cmd + o, sizeof(cmd) - (size_t)o,
+                      " -o %s/body%d https://127.0.0.1:%d/tagged?tag=%d", dir, i,
+                      petrel_test_port(tc), i);
+    int st;
+    char *out = support_run(cmd, &st);
+    cr_assert_eq(st, 0, "curl exited %d: %s", st, out);
+    int nconn = 0, lines = 0;
+    for (char *line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n"), lines++) {
+        int ver, c;
+        long size;
+        cr_assert_eq(sscanf(line, "%d %ld %d", &ver, &size, &c), 3, "curl -w line: %s", line);
+        cr_assert_eq(ver, 2, "not HTTP/2: %s", line);
+        cr_assert_eq(size, 200000, "body of %ld bytes", size);
+        nconn += c;
+    }
+    cr_assert_eq(lines, 8);
+    cr_assert_eq(nconn, 1, "curl opened %d connections, not one", nconn);
+    free(out);
+
+    char *h = support_read_file(hdrs);
+    cr_assert_not_null(h);
+    /* Parallel transfers: the header blocks come in the order the responses finished. */
+    for (int i = 0; i < 8; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "x-tag: tag-%d\r\n", i);
+        const char *at = strstr(h, want);
+        cr_assert_not_null(at, "no response has '%s': %s", want, h);
+        cr_assert_null(strstr(at + 1, want), "two responses have '%s': %s", want, h);
+    }
+    int ntags = 0;
+    for (const char *q = strstr(h, "x-tag:"); q != NULL; q = strstr(q + 1, "x-tag:"))
+        ntags++;
+    cr_assert_eq(ntags, 8, "%d x-tag headers: %s", ntags, h);
+    free(h);
+    for (int i = 0; i < 8; i++) {
+        char path[300];
+        snprintf(path, sizeof(path), "%s/body%d", dir, i);
+        char *b = support_read_file(path);
+        cr_assert_not_null(b);
+        size_t bad = 0;
+        while (bad < 200000 && b[bad] == (char)('a' + (bad + (size_t)i) % 26))
+            bad++;
+        cr_assert_eq(bad, 200000, "body %d differs at byte %zu", i, bad);
+        free(b);
+    }
 }
