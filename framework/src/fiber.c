@@ -41,6 +41,9 @@ struct petrel__sched {
     petrel_fiber_t *current;
     void *loop_sp; /* the loop context's stack pointer while a fiber runs */
     petrel_fiber_t *ready_head, *ready_tail;
+    /* Fibers that yielded: they rejoin the ready queue at the next petrel__sched_run, after
+     * the loop has polled, so a fiber yielding in a loop cannot starve I/O and timers. */
+    petrel_fiber_t *yield_head, *yield_tail;
     petrel__timer_t **heap;
     size_t heap_n, heap_cap;
     petrel_fiber_t *pool;
@@ -455,8 +458,9 @@ void petrel__fiber_resume_at(petrel_fiber_t *f, int64_t now)
 void petrel__fiber_schedule(petrel_fiber_t *f)
 {
     petrel__sched_t *s = f->sched;
-    if (f->state == PETREL__FIBER_READY && (f->next_ready != NULL || s->ready_tail == f))
-        return;
+    if (f->state == PETREL__FIBER_READY &&
+        (f->next_ready != NULL || s->ready_tail == f || s->yield_tail == f))
+        return; /* already queued */
     f->state = PETREL__FIBER_READY;
     f->next_ready = NULL;
     if (s->ready_tail != NULL)
@@ -466,16 +470,23 @@ void petrel__fiber_schedule(petrel_fiber_t *f)
     s->ready_tail = f;
 }
 
-int petrel__fiber_park(int64_t timeout_ms)
+/* The first time a fiber gives the loop back (an await or a yield): its owner's hook
+ * (a request arms its deadline and watches its client then). */
+static inline void fiber_first_wait(petrel_fiber_t *f)
 {
-    petrel__sched_t *s = tl_sched;
-    PETREL_ASSERT(s != NULL && s->current != NULL); /* awaiting outside a fiber */
-    petrel_fiber_t *f = s->current;
     if (!f->parked_once) {
         f->parked_once = true;
         if (f->first_park_cb != NULL)
             f->first_park_cb(f);
     }
+}
+
+int petrel__fiber_park(int64_t timeout_ms)
+{
+    petrel__sched_t *s = tl_sched;
+    PETREL_ASSERT(s != NULL && s->current != NULL); /* awaiting outside a fiber */
+    petrel_fiber_t *f = s->current;
+    fiber_first_wait(f);
     if (f->cancelled) {
         f->await_kind = NULL;
         f->await_file = NULL;
@@ -610,7 +621,7 @@ void petrel__sched_post(petrel__sched_t *s, void (*cb)(void *arg), void *arg)
 
 int32_t petrel__sched_wait_ms(petrel__sched_t *s, int32_t max_ms)
 {
-    if (s->ready_head != NULL)
+    if (s->ready_head != NULL || s->yield_head != NULL)
         return 0;
     if (s->heap_n == 0)
         return max_ms;
@@ -625,6 +636,14 @@ int32_t petrel__sched_wait_ms(petrel__sched_t *s, int32_t max_ms)
 size_t petrel__sched_run(petrel__sched_t *s)
 {
     size_t n = 0;
+    if (s->yield_head != NULL) {
+        if (s->ready_tail != NULL)
+            s->ready_tail->next_ready = s->yield_head;
+        else
+            s->ready_head = s->yield_head;
+        s->ready_tail = s->yield_tail;
+        s->yield_head = s->yield_tail = NULL;
+    }
     timers_fire(s);
     while (s->ready_head != NULL) {
         petrel_fiber_t *f = s->ready_head;
@@ -718,8 +737,17 @@ int petrel_yield(void)
     PETREL_ASSERT(f != NULL);
     if (f->cancelled)
         return PETREL_ECANCELED;
-    /* Queue ourselves behind every other ready fiber, then let the loop run. */
-    petrel__fiber_schedule(f);
+    fiber_first_wait(f);
+    /* Run again after every fiber ready now, and after the loop has polled once (asyncio's
+     * sleep(0)). */
+    petrel__sched_t *s = f->sched;
+    f->state = PETREL__FIBER_READY;
+    f->next_ready = NULL;
+    if (s->yield_tail != NULL)
+        s->yield_tail->next_ready = f;
+    else
+        s->yield_head = f;
+    s->yield_tail = f;
     f->await_kind = "yield";
     fiber_slice_end(f);
     fiber_switch_out(f, false);

@@ -120,7 +120,8 @@ static inline petrel__sched_t *petrel__fiber_sched(const petrel_fiber_t *f)
 
 /** Milliseconds until the earliest timer (0 when fibers are ready), capped at max_ms. */
 int32_t petrel__sched_wait_ms(petrel__sched_t *s, int32_t max_ms);
-/** Fires due timers and runs every ready fiber until none is ready. Returns how many ran. */
+/** Fires due timers and runs every ready fiber until none is ready; a fiber that yields
+ * during the call runs again only at the next call. Returns how many ran. */
 size_t petrel__sched_run(petrel__sched_t *s);
 /**
  * Stall detection: a run slice (resume to the next await or the end) of at least `ns`

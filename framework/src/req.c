@@ -305,17 +305,63 @@ size_t petrel_float_repr(double d, char *buf, size_t len)
     return petrel__float_repr(d, buf, len);
 }
 
-/* Buffers small writes so the callback sees few, larger pieces. */
-struct jout {
-    json_dump_callback_t cb;
-    void *data;
-    size_t n;
-    int rc;
-    char buf[512];
+/* Where serialised text goes: a callback fed from a stack buffer (petrel_json_dump), or
+ * h2o pool chunks that become the response's iovecs, written in place (set_json). */
+struct jpool {
+    h2o_mem_pool_t *pool;
+    h2o_iovec_t vec[16];
+    size_t n, total;
 };
+
+struct jout {
+    char *buf;
+    size_t n, cap;
+    int rc;
+    json_dump_callback_t cb; /* callback mode */
+    void *data;
+    struct jpool *pool; /* pool mode */
+    char stack[512];    /* callback mode's buffer */
+};
+
+/* Pool mode: the chunk being written is complete. */
+static void jout_pool_close(struct jout *o)
+{
+    struct jpool *p = o->pool;
+    if (o->n > 0) {
+        p->vec[p->n - 1].len = o->n;
+        p->total += o->n;
+    } else if (p->n > 0 && o->buf == p->vec[p->n - 1].base) {
+        p->n--; /* nothing was written into it */
+    }
+    o->n = 0;
+}
+
+/* Pool mode: opens a chunk with room for at least `need` bytes. Chunks grow geometrically so
+ * a large body takes few iovecs; the first stays under a quarter of h2o's 4 KiB pool chunk,
+ * which h2o would malloc apart. */
+static void jout_pool_open(struct jout *o, size_t need)
+{
+    struct jpool *p = o->pool;
+    if (p->n == sizeof(p->vec) / sizeof(p->vec[0])) {
+        o->rc = PETREL_ETOOBIG;
+        o->n = 0;
+        return;
+    }
+    size_t cap = o->cap ? o->cap * 4 : 960;
+    if (cap < need)
+        cap = need;
+    o->buf = h2o_mem_alloc_pool(p->pool, cap);
+    o->cap = cap;
+    o->n = 0;
+    p->vec[p->n++] = h2o_iovec_init(o->buf, 0);
+}
 
 static void jout_flush(struct jout *o)
 {
+    if (o->pool != NULL) {
+        jout_pool_close(o);
+        return;
+    }
     if (o->n > 0 && o->rc == 0 && o->cb(o->buf, o->n, o->data) != 0)
         o->rc = PETREL_EINVAL;
     o->n = 0;
@@ -326,7 +372,7 @@ static void jout_put_slow(struct jout *o, const char *s, size_t len);
 /* The common piece fits the buffer: inline, a fixed-size copy for literals. */
 static inline void jout_put(struct jout *o, const char *s, size_t len)
 {
-    if (len > sizeof(o->buf) - o->n) {
+    if (len > o->cap - o->n) {
         jout_put_slow(o, s, len);
         return;
     }
@@ -336,13 +382,17 @@ static inline void jout_put(struct jout *o, const char *s, size_t len)
 
 static void jout_put_slow(struct jout *o, const char *s, size_t len)
 {
-    if (len > sizeof(o->buf) - o->n) {
-        jout_flush(o);
-        if (len > sizeof(o->buf)) {
-            if (o->rc == 0 && o->cb(s, len, o->data) != 0)
-                o->rc = PETREL_EINVAL;
+    if (o->rc != 0)
+        return;
+    jout_flush(o);
+    if (o->pool != NULL) {
+        jout_pool_open(o, len);
+        if (o->rc != 0)
             return;
-        }
+    } else if (len > o->cap) {
+        if (o->rc == 0 && o->cb(s, len, o->data) != 0)
+            o->rc = PETREL_EINVAL;
+        return;
     }
     memcpy(o->buf + o->n, s, len);
     o->n += len;
@@ -355,7 +405,7 @@ static void jout_string(struct jout *o, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t run = 0;
-    if (len + 2 <= sizeof(o->buf) - o->n) {
+    if (len + 2 <= o->cap - o->n) {
         /* Short strings (keys, most values): the run needing no escape is one copy; the
          * first byte that does sends the rest down the general path. */
         o->buf[o->n++] = '"';
@@ -479,20 +529,13 @@ struct jframe {
     size_t idx;
 };
 
-int petrel_json_dump(const json_t *json, json_dump_callback_t cb, void *data)
+static int jout_dump(struct jout *o, const json_t *json)
 {
     /* Iterative: handlers run on small fiber stacks and may send back deep documents. The
-     * output buffer and the first levels live on the stack (< 1 KiB): no allocation for the
-     * common document. */
-    struct jout out;
-    struct jout *o = &out;
+     * first levels live on the stack: no allocation for the common document. */
     struct jframe inline_st[JOUT_INLINE_DEPTH];
     struct jframe *st = inline_st;
     size_t depth = 0, cap = JOUT_INLINE_DEPTH;
-    o->cb = cb;
-    o->data = data;
-    o->n = 0;
-    o->rc = 0;
     const json_t *next = json != NULL ? json : json_null();
     while (o->rc == 0) {
         if (next != NULL) {
@@ -548,6 +591,19 @@ int petrel_json_dump(const json_t *json, json_dump_callback_t cb, void *data)
     return rc;
 }
 
+int petrel_json_dump(const json_t *json, json_dump_callback_t cb, void *data)
+{
+    struct jout o;
+    o.buf = o.stack;
+    o.n = 0;
+    o.cap = sizeof(o.stack);
+    o.rc = 0;
+    o.cb = cb;
+    o.data = data;
+    o.pool = NULL;
+    return jout_dump(&o, json);
+}
+
 struct jbuf {
     char *p;
     size_t n, cap;
@@ -579,59 +635,32 @@ char *petrel_json_dumps(const json_t *json, size_t *len)
     return b.p;
 }
 
-/* jansson's dump callback appending into h2o pool chunks that become the
- * iovecs handed to h2o_send: serialised once, never copied. */
-struct dumpbuf {
-    h2o_mem_pool_t *pool;
-    h2o_iovec_t vec[16];
-    size_t n, cap_last, total;
-};
-
-static int dump_cb(const char *buf, size_t size, void *data)
-{
-    struct dumpbuf *d = data;
-    h2o_iovec_t *cur = d->n > 0 ? &d->vec[d->n - 1] : NULL;
-    while (size > 0) {
-        if (cur == NULL || cur->len == d->cap_last) {
-            if (d->n == sizeof(d->vec) / sizeof(d->vec[0]))
-                return -1;
-            /* Chunks grow geometrically so a large body needs few iovecs. The first stays
-             * under a quarter of h2o's 4 KiB pool chunk, which h2o would malloc apart. */
-            d->cap_last = d->cap_last ? d->cap_last * 4 : 960;
-            cur = &d->vec[d->n++];
-            cur->base = h2o_mem_alloc_pool(d->pool, d->cap_last);
-            cur->len = 0;
-        }
-        size_t room = d->cap_last - cur->len, take = size < room ? size : room;
-        memcpy(cur->base + cur->len, buf, take);
-        cur->len += take;
-        d->total += take;
-        buf += take;
-        size -= take;
-    }
-    return 0;
-}
-
 static int set_json(petrel_req_t *req, int status, json_t *body)
 {
     if (req->h2o == NULL || req->responded) {
         json_decref(body);
         return 0;
     }
-    /* vec[] is filled in order and read only up to n: left uncleared (256 bytes). */
-    struct dumpbuf d;
-    d.pool = &req->h2o->pool;
-    d.n = d.cap_last = d.total = 0;
-    int rc = petrel_json_dump(body, dump_cb, &d);
+    /* Serialised once, in place, into the h2o pool chunks handed to h2o_send. vec[] is filled
+     * in order and read only up to n: left uncleared. */
+    struct jpool p;
+    struct jout o;
+    p.pool = &req->h2o->pool;
+    p.n = p.total = 0;
+    o.n = o.cap = 0;
+    o.rc = 0;
+    o.pool = &p;
+    jout_pool_open(&o, 0);
+    int rc = jout_dump(&o, body);
     json_decref(body);
     if (rc != 0)
         return petrel_set_error(req, PETREL_ETOOBIG, "response body too large to serialise");
     req->status = status;
     req->content_type = "application/json";
-    req->nbody = d.n;
-    req->body = h2o_mem_alloc_pool(&req->h2o->pool, (d.n ? d.n : 1) * sizeof(h2o_iovec_t));
-    memcpy(req->body, d.vec, d.n * sizeof(h2o_iovec_t));
-    req->body_len = d.total;
+    req->nbody = p.n;
+    req->body = h2o_mem_alloc_pool(&req->h2o->pool, (p.n ? p.n : 1) * sizeof(h2o_iovec_t));
+    memcpy(req->body, p.vec, p.n * sizeof(h2o_iovec_t));
+    req->body_len = p.total;
     req->has_response = true;
     return 0;
 }
@@ -682,6 +711,17 @@ int petrel_empty(petrel_req_t *req, int status)
     return 0;
 }
 
+/* A response header into space already reserved; h2o never writes through a header's name. */
+static h2o_iovec_t reqid_name = {(char *)"x-request-id", sizeof("x-request-id") - 1};
+
+static inline void hdr_push(h2o_headers_t *hs, h2o_iovec_t *name, const char *v, size_t len)
+{
+    h2o_header_t *slot = hs->entries + hs->size++;
+    slot->name = name;
+    slot->orig_name = NULL;
+    slot->value = h2o_iovec_init(v, len);
+}
+
 void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctype, size_t ctlen,
                                  h2o_iovec_t *bufs, size_t nbufs, size_t total)
 {
@@ -699,10 +739,11 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     /* RFC 9110 8.6: no Content-Length on a 204 (nor on a 304: it would describe the
      * representation, which we do not know here). */
     h->res.content_length = status == 204 || status == 304 ? SIZE_MAX : total;
+    /* One reservation for ours and the Server filter's; entries written in place. */
+    h2o_vector_reserve(&h->pool, &h->res.headers, h->res.headers.size + req->nhdrs + 3);
     if (ctype != NULL)
-        h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, ctlen);
-    h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
-                          req->reqid, strlen(req->reqid));
+        hdr_push(&h->res.headers, &H2O_TOKEN_CONTENT_TYPE->buf, ctype, ctlen);
+    hdr_push(&h->res.headers, &reqid_name, req->reqid, req->reqid_len);
     for (size_t i = 0; i < req->nhdrs; i++)
         h2o_add_header_by_str(&h->pool, &h->res.headers, req->hdrs[i].name, req->hdrs[i].nlen, 1,
                               NULL, req->hdrs[i].value, req->hdrs[i].vlen);

@@ -58,9 +58,21 @@ struct node {
     char *allow;
 };
 
+/* Routes whose template has no parameter, by their whole path: a request for one is found
+ * with one hash lookup instead of a trie walk. The walk tries static children first at
+ * every level, so for such a path it would return the same endpoint. */
+struct sentry {
+    char *path; /* NULL: free slot */
+    size_t len;
+    uint64_t hash;
+    const struct node *n;
+};
+
 struct petrel__router {
     struct node root;
     size_t count;
+    struct sentry *stab;
+    size_t scap, sn; /* scap: a power of two, or 0 */
 };
 
 /* The state of one match attempt; collected segments are reset on backtrack. */
@@ -76,6 +88,9 @@ struct walk {
 
 static int router_method_index(const char *m, size_t len)
 {
+    /* Most requests are a GET. */
+    if (len == 3 && memcmp(m, "GET", 3) == 0)
+        return M_GET;
     for (int i = 0; i < M_COUNT; i++) {
         if (strlen(router_method_names[i]) == len && memcmp(router_method_names[i], m, len) == 0)
             return i;
@@ -105,6 +120,60 @@ static long router_find_static(const struct node *n, const char *seg, size_t len
             hi = mid;
     }
     return -(long)lo - 1;
+}
+
+/* FNV-1a: paths are short; the lookup compares the bytes anyway. */
+static uint64_t router_path_hash(const char *p, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static const struct node *router_static_find(const petrel__router_t *r, const char *p, size_t len)
+{
+    if (r->sn == 0)
+        return NULL;
+    uint64_t h = router_path_hash(p, len);
+    for (size_t i = h & (r->scap - 1);; i = (i + 1) & (r->scap - 1)) {
+        const struct sentry *e = &r->stab[i];
+        if (e->path == NULL)
+            return NULL;
+        if (e->hash == h && e->len == len && memcmp(e->path, p, len) == 0)
+            return e->n;
+    }
+}
+
+static void router_static_put(struct sentry *tab, size_t cap, struct sentry e)
+{
+    size_t i = e.hash & (cap - 1);
+    while (tab[i].path != NULL)
+        i = (i + 1) & (cap - 1);
+    tab[i] = e;
+}
+
+/* Records a parameterless template's node (once per path, whatever its methods). */
+static void router_static_add(petrel__router_t *r, const char *path, const struct node *n)
+{
+    size_t len = strlen(path);
+    if (router_static_find(r, path, len) != NULL)
+        return;
+    if ((r->sn + 1) * 2 > r->scap) { /* at most half full: short probe runs */
+        size_t cap = r->scap ? r->scap * 2 : 16;
+        struct sentry *tab = petrel_xcalloc(cap, sizeof(*tab));
+        for (size_t i = 0; i < r->scap; i++) {
+            if (r->stab[i].path != NULL)
+                router_static_put(tab, cap, r->stab[i]);
+        }
+        free(r->stab);
+        r->stab = tab;
+        r->scap = cap;
+    }
+    char *copy = petrel_xmalloc(len + 1);
+    memcpy(copy, path, len + 1);
+    router_static_put(r->stab, r->scap, (struct sentry){copy, len, router_path_hash(path, len), n});
+    r->sn++;
 }
 
 static struct node *router_static_child(struct node *n, const char *seg, size_t len)
@@ -182,6 +251,9 @@ void petrel__router_free(petrel__router_t *r)
     if (r == NULL)
         return;
     router_node_dispose(&r->root);
+    for (size_t i = 0; i < r->scap; i++)
+        free(r->stab[i].path);
+    free(r->stab);
     free(r);
 }
 
@@ -387,6 +459,8 @@ int petrel__router_add(petrel__router_t *r, const petrel_route_t *route, char *e
     if (c->plan == NULL)
         goto out;
     leaf->eps[mi] = c;
+    if (c->nargs == 0)
+        router_static_add(r, route->path, leaf);
     c = NULL;
     router_build_allow(leaf);
     r->count++;
@@ -482,12 +556,21 @@ int petrel__router_match(const petrel__router_t *r, const char *method, size_t m
         m->status = 404;
         return m->status;
     }
+    int mi = router_method_index(method, mlen);
+    const struct node *sn = router_static_find(r, scratch, len);
+    const struct croute *c = sn != NULL ? router_endpoint(sn, mi) : NULL;
+    if (c != NULL) {
+        m->status = 0;
+        m->route = c->route;
+        m->plan = c->plan;
+        return 0;
+    }
     w.path = scratch;
     w.len = len;
-    w.method = router_method_index(method, mlen);
+    w.method = mi;
     w.nvals = 0;
     w.partial = NULL;
-    const struct croute *c = router_walk(&r->root, &w, 1, false);
+    c = router_walk(&r->root, &w, 1, false);
     if (c == NULL) {
         if (w.partial != NULL) {
             m->status = 405;
@@ -522,8 +605,14 @@ static int router_hex(int ch)
 
 size_t petrel__pct_decode(char *dst, const char *src, size_t len, bool plus)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
+    size_t o = 0, i = 0;
+    if (!plus) {
+        /* A path: usually no escape at all, so the bytes before the first '%' are one copy. */
+        const char *pct = memchr(src, '%', len);
+        i = o = pct != NULL ? (size_t)(pct - src) : len;
+        memcpy(dst, src, i);
+    }
+    for (; i < len; i++) {
         char ch = src[i];
         if (ch == '%' && i + 2 < len) {
             int hi = router_hex((unsigned char)src[i + 1]);

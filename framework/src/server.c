@@ -255,9 +255,22 @@ static inline void inflight_add(struct worker *w, long d)
                           memory_order_relaxed);
 }
 
+/* The request's deadline counts from its arrival. */
+static void req_arm_deadline(petrel_req_t *req)
+{
+    int64_t tmo =
+        req->route->timeout_ms != 0 ? req->route->timeout_ms : req->w->srv->conf.request_timeout_ms;
+    if (tmo > 0)
+        petrel__timer_start_at(req->w->sched, &req->deadline, req->start_ns, tmo);
+}
+
 static void req_first_park(petrel_fiber_t *f)
 {
     petrel_req_t *req = f->user;
+    /* A handler that runs through without awaiting cannot be cancelled anyway (the loop
+     * is not running), so its deadline is armed only when it first waits. */
+    if (req->deadline.idx == SIZE_MAX)
+        req_arm_deadline(req);
     int fd = req_client_fd(req);
     if (fd < 0)
         return;
@@ -348,7 +361,8 @@ static bool reqid_is_sane(const char *v, size_t len)
 }
 
 /* gen: 17 bytes for a generated id. */
-static const char *reqid_make(struct worker *w, h2o_req_t *h, h2o_mem_pool_t *pool, char *gen)
+static const char *reqid_make(struct worker *w, h2o_req_t *h, h2o_mem_pool_t *pool, char *gen,
+                              size_t *len)
 {
     ssize_t i = h2o_find_header_by_str(&h->headers, H2O_STRLIT("x-request-id"), -1);
     if (i != -1) {
@@ -357,9 +371,11 @@ static const char *reqid_make(struct worker *w, h2o_req_t *h, h2o_mem_pool_t *po
             char *s = h2o_mem_alloc_pool(pool, v.len + 1);
             memcpy(s, v.base, v.len);
             s[v.len] = '\0';
+            *len = v.len;
             return s;
         }
     }
+    *len = 16;
     /* 64 bits: a per-worker sequence mixed with a random salt (splitmix64). */
     uint64_t x = w->reqid_salt + (++w->reqid_seq) * 0x9E3779B97F4A7C15ull;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -509,17 +525,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     memcpy(req->method, h->method.base, h->method.len);
     req->method[h->method.len] = '\0';
     req->mlen = h->method.len;
-    req->reqid = reqid_make(w, h, &req->arena, blk + h->method.len + 1);
+    req->reqid = reqid_make(w, h, &req->arena, blk + h->method.len + 1, &req->reqid_len);
     req->raw_body = (petrel_str_t){h->entity.base, h->entity.base ? h->entity.len : 0};
     req->refs = 2; /* the fiber's, and on_req's own until the first run is over */
     h2o_linklist_insert(&w->reqs, &req->link);
 
-    int64_t tmo =
-        req->route->timeout_ms != 0 ? req->route->timeout_ms : srv->conf.request_timeout_ms;
     petrel__timer_init(&req->deadline, req_deadline_cb, req);
-    if (tmo > 0)
-        petrel__timer_start_at(w->sched, &req->deadline, start, tmo);
-
     inflight_add(w, 1);
     req->hup.fd = -1;
     req->fiber = petrel__fiber_new_at(w->sched, request_main, req, start);
@@ -528,6 +539,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     /* Run the handler at once while its data is hot in cache, unless we are
      * already inside a fiber (h2o can start a pipelined request from a send). */
     if (petrel_fiber_current() != NULL) {
+        req_arm_deadline(req); /* it waits in the run queue from now */
         req_link_h2o(req, h);
         petrel__fiber_schedule(req->fiber);
         return 0;

@@ -167,6 +167,7 @@ struct petrel_req {
     petrel_error_t last_error;
     bool has_error;
     const char *reqid;
+    size_t reqid_len;
     char *method;
     size_t mlen;
     char *path; /* raw path without query, NUL-terminated (arena) */

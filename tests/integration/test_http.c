@@ -71,6 +71,30 @@ static int h_slow(petrel_req_t *req)
     return petrel_json(req, 200, json_pack("{s:b}", "slept", 1));
 }
 
+/* Gives the loop back only by yielding: the deadline must still cancel it. */
+static int h_yield_loop(petrel_req_t *req)
+{
+    (void)req;
+    for (;;) {
+        int rc = petrel_yield();
+        if (rc != 0)
+            return rc;
+    }
+}
+
+/* Runs past its deadline before its first await: the deadline counts from arrival, so the
+ * await is cut short at once rather than 100 ms later. */
+static int h_busy_then_sleep(petrel_req_t *req)
+{
+    int64_t until = petrel_now_ms() + 150;
+    while (petrel_now_ms() < until)
+        ;
+    int rc = petrel_sleep(5000);
+    if (rc != 0)
+        return rc;
+    return petrel_json(req, 200, json_pack("{s:b}", "slept", 1));
+}
+
 static int h_created(petrel_req_t *req)
 {
     return petrel_json(req, 201, json_pack("{s:b}", "created", 1));
@@ -92,6 +116,8 @@ static const petrel_route_t routes[] = {
     PETREL_ROUTE(GET, "/teapot", h_teapot),
     PETREL_ROUTE(GET, "/rid", h_rid),
     PETREL_ROUTE(GET, "/slow", h_slow, .timeout_ms = 100),
+    PETREL_ROUTE(GET, "/yield-loop", h_yield_loop, .timeout_ms = 100),
+    PETREL_ROUTE(GET, "/busy-then-sleep", h_busy_then_sleep, .timeout_ms = 100),
 };
 
 static petrel_app_t *app;
@@ -511,6 +537,28 @@ Test(http, route_timeout_answers_504_quickly)
     cr_assert(support_json_eq(r->json, "{\"detail\":\"Request timed out\"}", "504 body"));
     cr_assert(r->elapsed_ms >= 90, "504 after only %.0f ms (timeout is 100 ms)", r->elapsed_ms);
     cr_assert(r->elapsed_ms < 1000, "504 took %.0f ms (timeout is 100 ms)", r->elapsed_ms);
+    petrel_test_res_free(r);
+    assert_json_ok(tc);
+}
+
+Test(http, route_timeout_cancels_a_handler_that_only_yields)
+{
+    petrel_test_res_t *r = petrel_test_get(tc, "/yield-loop");
+    cr_assert_eq(r->status, 504, "status %d after %.0f ms", r->status, r->elapsed_ms);
+    cr_assert(support_json_eq(r->json, "{\"detail\":\"Request timed out\"}", "504 body"));
+    cr_assert(r->elapsed_ms >= 90 && r->elapsed_ms < 1000, "504 after %.0f ms (timeout 100 ms)",
+              r->elapsed_ms);
+    petrel_test_res_free(r);
+    assert_json_ok(tc);
+}
+
+Test(http, route_timeout_counts_from_arrival_when_the_handler_first_awaits_late)
+{
+    petrel_test_res_t *r = petrel_test_get(tc, "/busy-then-sleep");
+    cr_assert_eq(r->status, 504, "status %d after %.0f ms", r->status, r->elapsed_ms);
+    /* 150 ms of CPU, then the first await finds the 100 ms deadline already past: well
+     * before the 250 ms a deadline counted from the first await would give. */
+    cr_assert(r->elapsed_ms >= 140 && r->elapsed_ms < 235, "504 after %.0f ms", r->elapsed_ms);
     petrel_test_res_free(r);
     assert_json_ok(tc);
 }
