@@ -602,8 +602,11 @@ void petrel__log_access(const char *request_id, const char *method, size_t mlen,
     o += LOG_TIME_LEN;
     AC_LIT(o, "\",\"level\":\"info\",\"msg\":\"access\"");
     if (request_id != NULL) {
-        AC_LIT(o, ",\"request_id\":");
-        o = ac_str(o, request_id, rlen);
+        /* A request id is generated hex or passed reqid_is_sane: nothing to escape. */
+        AC_LIT(o, ",\"request_id\":\"");
+        memcpy(o, request_id, rlen);
+        o += rlen;
+        *o++ = '"';
     }
     AC_LIT(o, ",\"method\":");
     o = ac_str(o, method, mlen);

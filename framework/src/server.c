@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +123,7 @@ static petrel_req_t *req_new(struct worker *w)
         return petrel_xcalloc(1, sizeof(*req));
     w->req_cache = *(petrel_req_t **)req;
     w->nreq_cache--;
-    petrel__clear(req, sizeof(*req));
+    petrel__clear(req, offsetof(petrel_req_t, inl));
     return req;
 }
 
@@ -479,8 +480,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     /* One block for the copies every request keeps: path, decoded path, query, method and
      * a generated request id (one allocation instead of five). */
     size_t qlen = h->query_at != SIZE_MAX ? h->path.len - h->query_at - 1 : 0;
-    char *blk =
-        h2o_mem_alloc_pool(&req->arena, 2 * (plen + 1) + (qlen + 1) + (h->method.len + 1) + 17);
+    size_t need = 2 * (plen + 1) + (qlen + 1) + (h->method.len + 1) + 17;
+    char *blk = need <= sizeof(req->inl) ? req->inl : h2o_mem_alloc_pool(&req->arena, need);
     req->path = blk;
     memcpy(req->path, h->path.base, plen);
     req->path[plen] = '\0';

@@ -182,6 +182,9 @@ struct petrel_req {
     petrel__fdwatch_t hup; /* HTTP/1: notices a client that hangs up mid-handler */
     bool client_gone;
     struct petrel__req_tasks *tasks; /* child tasks (task.c), NULL until the first spawn */
+    /* Last, and not cleared on reuse: the path, decoded path, query, method and generated
+     * id when they fit, so most requests never take a chunk for their arena. */
+    char inl[192];
 };
 
 /* server.c: child tasks keep their request alive with a reference each. */
