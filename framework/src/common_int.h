@@ -69,4 +69,60 @@ static inline size_t petrel__json_plain_run(const char *s, size_t len, bool asci
     return i;
 }
 
+/*
+ * petrel__json_plain_run that also copies: dst[0..run) receives the run, with the same
+ * fixed-size loads stored as they are checked (no separate memcpy call for a short string).
+ * dst must have room for len bytes; bytes of dst past the run may be written too (the
+ * caller's escaper overwrites them). No byte outside s is read.
+ */
+static inline size_t petrel__json_plain_copy(char *dst, const char *s, size_t len,
+                                             bool ascii_only)
+{
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        if (petrel__json_bad_bytes(x, ascii_only) != 0)
+            break;
+        memcpy(dst + i, &x, 8);
+    }
+    if (i + 8 > len && i < len) {
+        size_t n = len - i;
+        if (len >= 8) {
+            uint64_t x;
+            memcpy(&x, s + len - 8, 8);
+            if (petrel__json_bad_bytes(x, ascii_only) == 0) {
+                memcpy(dst + len - 8, &x, 8);
+                return len;
+            }
+        } else if (n >= 4) {
+            uint32_t a, b;
+            memcpy(&a, s, 4);
+            memcpy(&b, s + len - 4, 4);
+            if (petrel__json_bad_bytes((uint64_t)a | (uint64_t)b << 32, ascii_only) == 0) {
+                memcpy(dst, &a, 4);
+                memcpy(dst + len - 4, &b, 4);
+                return len;
+            }
+        } else {
+            unsigned char c0 = (unsigned char)s[0], c1 = (unsigned char)s[n / 2],
+                          c2 = (unsigned char)s[n - 1];
+            uint64_t x = 0x6161616161000000ull | c0 | (uint64_t)c1 << 8 | (uint64_t)c2 << 16;
+            if (petrel__json_bad_bytes(x, ascii_only) == 0) {
+                dst[0] = (char)c0;
+                dst[n / 2] = (char)c1;
+                dst[n - 1] = (char)c2;
+                return len;
+            }
+        }
+    }
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\' || (ascii_only && c >= 0x80))
+            break;
+        dst[i] = (char)c;
+    }
+    return i;
+}
+
 #endif

@@ -526,8 +526,7 @@ int petrel__log_flush_due(void)
 static char *ac_str(char *o, const char *str, size_t len)
 {
     *o++ = '"';
-    size_t i = petrel__json_plain_run(str, len, true);
-    memcpy(o, str, i);
+    size_t i = petrel__json_plain_copy(o, str, len, true);
     o += i;
     if (i < len) /* rare: the general escaper takes the rest */
         o = log_esc(o, (const unsigned char *)str + i, len - i);

@@ -409,8 +409,7 @@ static void jout_string(struct jout *o, const char *s, size_t len)
         /* Short strings (keys, most values): the run needing no escape is one copy; the
          * first byte that does sends the rest down the general path. */
         o->buf[o->n++] = '"';
-        run = petrel__json_plain_run(s, len, false);
-        memcpy(o->buf + o->n, s, run);
+        run = petrel__json_plain_copy(o->buf + o->n, s, len, false);
         o->n += run;
         if (run == len) {
             o->buf[o->n++] = '"';

@@ -234,7 +234,7 @@ static size_t naive_plain_run(const char *s, size_t len, bool ascii_only)
     return i;
 }
 
-Test(common, json_plain_run_matches_a_byte_loop_and_reads_only_the_string)
+Test(common, json_plain_run_and_copy_match_a_byte_loop_and_read_only_the_string)
 {
     /* guard | data | guard: a string placed flush against either end of the data page
      * faults if the 8-byte scan or its tail loads read one byte outside it. */
@@ -261,6 +261,15 @@ Test(common, json_plain_run_matches_a_byte_loop_and_reads_only_the_string)
                         size_t got = petrel__json_plain_run(s, len, ascii);
                         cr_assert_eq(got, want, "len %zu bad 0x%02x at %zu ascii %d: %zu, want %zu",
                                      len, bad[k], pos, ascii, got, want);
+                        /* The copying variant: same run, and exactly the run's bytes copied. */
+                        char dst[48];
+                        memset(dst, '#', sizeof(dst));
+                        got = petrel__json_plain_copy(dst, s, len, ascii);
+                        cr_assert_eq(got, want, "copy: len %zu bad 0x%02x at %zu ascii %d: %zu",
+                                     len, bad[k], pos, ascii, got);
+                        cr_assert(memcmp(dst, s, got) == 0, "copy: len %zu bad at %zu: bytes",
+                                  len, pos);
+                        cr_assert_eq(dst[len], '#', "copy: wrote past len %zu", len);
                         checked++;
                     }
                     if (pos == len)
