@@ -7,16 +7,16 @@
 # petrel runs twice: with config/default.yaml (access log on, written to
 # /dev/null so the disk is not measured) and with log.access=false; host,
 # port and workers come from the environment. Each round runs the three back
-# to back, in the order bare, petrel, petrel-noaccess and the next round the
-# other way round, so that a box whose speed drifts (run-to-run noise here is
-# +-10-15%) favours no server; the verdict is the median of the per-round
-# ratios, which a disturbed round cannot swing.
+# to back, the rounds cycling through all six orders, so that a box whose speed
+# drifts (run-to-run noise here is +-10-15%) or differs by position favours no
+# server; the verdict is the median of the per-round ratios, which a disturbed
+# round cannot swing.
 #
 # Environment:
 #   PETREL_BENCH_WORKERS   worker threads for both servers (default 2)
 #   PETREL_BENCH_DURATION  wrk duration per run (default 10s)
-#   PETREL_BENCH_ROUNDS    rounds (default 8; more rounds follow the box's drift
-#                          better, shorter runs are noisier)
+#   PETREL_BENCH_ROUNDS    rounds (default 12: two cycles of the six orders; more
+#                          rounds follow the box's drift better, shorter runs are noisier)
 #   PETREL_BENCH_CONNECTIONS, PETREL_BENCH_THREADS  wrk -c / -t (default 64 / 2)
 #
 # Builds build-release/ (Release) if needed. Listens on 127.0.0.1 only; every
@@ -28,7 +28,7 @@ cd "$ROOT"
 
 WORKERS=${PETREL_BENCH_WORKERS:-2}
 DURATION=${PETREL_BENCH_DURATION:-10s}
-ROUNDS=${PETREL_BENCH_ROUNDS:-8}
+ROUNDS=${PETREL_BENCH_ROUNDS:-12}
 CONNS=${PETREL_BENCH_CONNECTIONS:-64}
 WRK_THREADS=${PETREL_BENCH_THREADS:-2}
 BUILD=build-release
@@ -158,17 +158,17 @@ echo "bench_json: GET /json, $WORKERS worker(s) each, wrk -t$WRK_THREADS -c$CONN
 for port in "$BARE_PORT" "$PETREL_PORT" "$NOLOG_PORT"; do
     wrk -t"$WRK_THREADS" -c"$CONNS" -d2s "http://127.0.0.1:$port/json" >/dev/null
 done
+# The rounds cycle through all six orders of the three servers, so over every six rounds
+# each server runs first, second and third equally often: a box that is faster or slower
+# at some position in a round (it happens here) favours no server.
+ORDERS=("0 1 2" "1 2 0" "2 0 1" "2 1 0" "1 0 2" "0 2 1")
+NAMES=(bare petrel petrel-noaccess)
+PORTS=("$BARE_PORT" "$PETREL_PORT" "$NOLOG_PORT")
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round"
-    if [ $((round % 2)) -eq 1 ]; then
-        measure "$round" bare "$BARE_PORT"
-        measure "$round" petrel "$PETREL_PORT"
-        measure "$round" petrel-noaccess "$NOLOG_PORT"
-    else
-        measure "$round" petrel-noaccess "$NOLOG_PORT"
-        measure "$round" petrel "$PETREL_PORT"
-        measure "$round" bare "$BARE_PORT"
-    fi
+    for k in ${ORDERS[$(((round - 1) % 6))]}; do
+        measure "$round" "${NAMES[$k]}" "${PORTS[$k]}"
+    done
 done
 
 # ---- report ----
