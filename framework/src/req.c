@@ -738,11 +738,18 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     /* RFC 9110 8.6: no Content-Length on a 204 (nor on a 304: it would describe the
      * representation, which we do not know here). */
     h->res.content_length = status == 204 || status == 304 ? SIZE_MAX : total;
-    /* One reservation for ours and the Server filter's; entries written in place. */
+    /* One reservation; entries written in place. */
     h2o_vector_reserve(&h->pool, &h->res.headers, h->res.headers.size + req->nhdrs + 3);
     if (ctype != NULL)
         hdr_push(&h->res.headers, &H2O_TOKEN_CONTENT_TYPE->buf, ctype, ctlen);
     hdr_push(&h->res.headers, &reqid_name, req->reqid, req->reqid_len);
+    /* The configured Server, unless the handler set its own (names are stored lowercase). */
+    bool own_server = false;
+    for (size_t i = 0; i < req->nhdrs && !own_server; i++)
+        own_server = req->hdrs[i].nlen == 6 && memcmp(req->hdrs[i].name, "server", 6) == 0;
+    if (req->w->srv->server_hdr.len > 0 && !own_server)
+        hdr_push(&h->res.headers, &H2O_TOKEN_SERVER->buf, req->w->srv->server_hdr.base,
+                 req->w->srv->server_hdr.len);
     for (size_t i = 0; i < req->nhdrs; i++)
         h2o_add_header_by_str(&h->pool, &h->res.headers, req->hdrs[i].name, req->hdrs[i].nlen, 1,
                               NULL, req->hdrs[i].value, req->hdrs[i].vlen);

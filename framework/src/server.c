@@ -425,6 +425,10 @@ static void send_inline_json(h2o_req_t *h, int status, const char *body, size_t 
     if (allow != NULL)
         h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("allow"), 0, NULL, allow,
                               strlen(allow));
+    petrel_server_t *srv = tl_worker->srv;
+    if (srv->server_hdr.len > 0)
+        h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_SERVER, NULL, srv->server_hdr.base,
+                       srv->server_hdr.len);
     h2o_iovec_t buf = h2o_iovec_init(body, len);
     bool head = h->method.len == 4 && memcmp(h->method.base, "HEAD", 4) == 0;
     h2o_start_response(h, &gen);
@@ -1148,9 +1152,11 @@ petrel_server_t *petrel_server_start(petrel_app_t *app, char *err, size_t errlen
     h2o_pathconf_t *pc = h2o_config_register_path(srv->hostconf, "/", 0);
     h2o_handler_t *hd = h2o_create_handler(pc, sizeof(*hd));
     hd->on_req = on_req;
-    /* Every response gets the header: petrel's (through "/") and h2o's own errors, such as
-     * a 413 for a declared body over the limit, which use the host's fallback path. */
-    server_header_filter(pc, srv->conf.server_name);
+    /* Every response gets the header: petrel writes it into its own responses (every final
+     * response on "/" is one), a filter adds it to h2o's own errors, such as a 413 for a
+     * declared body over the limit, which use the host's fallback path. */
+    const char *sname = srv->conf.server_name != NULL ? srv->conf.server_name : "";
+    srv->server_hdr = h2o_iovec_init(sname, strlen(sname));
     server_header_filter(&srv->hostconf->fallback_path, srv->conf.server_name);
 
     srv->nworkers = srv->conf.workers;

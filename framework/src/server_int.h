@@ -115,6 +115,7 @@ struct worker {
 struct petrel_server {
     petrel_app_t *app;
     struct server_conf conf;
+    h2o_iovec_t server_hdr; /* the Server header's value; len 0: none */
     petrel__router_t *router;
     struct petrel__metrics *metrics; /* counters per worker (metrics.c) */
     h2o_globalconf_t globalconf;

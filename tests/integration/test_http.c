@@ -95,6 +95,12 @@ static int h_busy_then_sleep(petrel_req_t *req)
     return petrel_json(req, 200, json_pack("{s:b}", "slept", 1));
 }
 
+static int h_own_server(petrel_req_t *req)
+{
+    petrel_resp_header(req, "Server", "custom/1.0");
+    return petrel_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
 static int h_created(petrel_req_t *req)
 {
     return petrel_json(req, 201, json_pack("{s:b}", "created", 1));
@@ -117,6 +123,7 @@ static const petrel_route_t routes[] = {
     PETREL_ROUTE(GET, "/rid", h_rid),
     PETREL_ROUTE(GET, "/slow", h_slow, .timeout_ms = 100),
     PETREL_ROUTE(GET, "/yield-loop", h_yield_loop, .timeout_ms = 100),
+    PETREL_ROUTE(GET, "/own-server", h_own_server),
     PETREL_ROUTE(GET, "/busy-then-sleep", h_busy_then_sleep, .timeout_ms = 100),
 };
 
@@ -284,6 +291,40 @@ Test(http, unknown_path_is_404_not_found)
     cr_assert(server != NULL && strcmp(server, "petrel") == 0, "404 Server: %s",
               server ? server : "(none)");
     petrel_test_res_free(r);
+}
+
+static size_t header_count(const petrel_test_res_t *r, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nheaders; i++)
+        n += strcmp(r->header_names[i], name) == 0;
+    return n;
+}
+
+/* Exactly one Server header on every kind of response; a handler's own replaces petrel's. */
+Test(http, every_response_has_exactly_one_server_header)
+{
+    static const struct {
+        const char *method, *target, *server;
+        int status;
+    } cases[] = {
+        {"GET", "/json", "petrel", 200},           {"HEAD", "/json", "petrel", 200},
+        {"GET", "/no/such", "petrel", 404},        {"DELETE", "/json", "petrel", 405},
+        {"GET", "/items/abc", "petrel", 422},      {"GET", "/fail", "petrel", 500},
+        {"GET", "/slow", "petrel", 504},           {"GET", "/teapot", "petrel", 418},
+        {"GET", "/own-server", "custom/1.0", 200},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        petrel_test_res_t *r =
+            petrel_test_request(tc, cases[i].method, cases[i].target, NULL, NULL, 0);
+        cr_assert_eq(r->status, cases[i].status, "%s %s: status %d", cases[i].method,
+                     cases[i].target, r->status);
+        cr_assert_eq(header_count(r, "server"), 1, "%s %s: %zu Server headers", cases[i].method,
+                     cases[i].target, header_count(r, "server"));
+        cr_assert_str_eq(petrel_test_res_header(r, "server"), cases[i].server, "%s %s",
+                         cases[i].method, cases[i].target);
+        petrel_test_res_free(r);
+    }
 }
 
 Test(http, wrong_method_is_405_with_allow_header)
