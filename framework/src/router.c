@@ -41,6 +41,7 @@ static const char *const router_method_names[M_COUNT] = {"GET",   "HEAD",   "POS
 /* A compiled route: the user's declaration plus the merged path parameter fields. */
 struct croute {
     const petrel_route_t *route;
+    bool trivial; /* its plan checks nothing */
     size_t nargs;
     petrel_field_t args[PETREL_MAX_PATH];
     char *names[PETREL_MAX_PATH];
@@ -458,6 +459,7 @@ int petrel__router_add(petrel__router_t *r, const petrel_route_t *route, char *e
     c->plan = petrel__vplan_new(route, c->args, c->nargs, err, errlen);
     if (c->plan == NULL)
         goto out;
+    c->trivial = petrel__vplan_trivial(c->plan);
     leaf->eps[mi] = c;
     if (c->nargs == 0)
         router_static_add(r, route->path, leaf);
@@ -551,6 +553,7 @@ int petrel__router_match(const petrel__router_t *r, const char *method, size_t m
     m->allow = NULL;
     m->nargs = 0;
     m->plan = NULL;
+    m->trivial = false;
     size_t len = petrel__pct_decode(scratch, path, plen, false);
     if (len == 0 || scratch[0] != '/') {
         m->status = 404;
@@ -563,6 +566,7 @@ int petrel__router_match(const petrel__router_t *r, const char *method, size_t m
         m->status = 0;
         m->route = c->route;
         m->plan = c->plan;
+        m->trivial = c->trivial;
         return 0;
     }
     w.path = scratch;
@@ -583,6 +587,7 @@ int petrel__router_match(const petrel__router_t *r, const char *method, size_t m
     m->status = 0;
     m->route = c->route;
     m->plan = c->plan;
+    m->trivial = c->trivial;
     m->nargs = c->nargs;
     for (size_t i = 0; i < c->nargs; i++) {
         m->args[i].field = &c->args[i];

@@ -32,6 +32,7 @@ typedef struct petrel__match {
     petrel__path_arg_t args[PETREL_MAX_PATH];
     const petrel__vplan_t *plan; /**< the route's validation plan (owned by the router); NULL:
                                       petrel__validate compiles a temporary one per call */
+    bool trivial;                /**< the plan checks nothing: petrel__validate may be skipped */
 } petrel__match_t;
 
 petrel__router_t *petrel__router_new(void);
@@ -78,6 +79,8 @@ json_t *petrel__validate(const petrel__match_t *m, const char *query, size_t qle
 petrel__vplan_t *petrel__vplan_new(const petrel_route_t *route, const petrel_field_t *path_args,
                                    size_t nargs, char *err, size_t errlen);
 void petrel__vplan_free(petrel__vplan_t *p);
+/** True when the plan has nothing to check: no parameter of any kind and no body. */
+bool petrel__vplan_trivial(const petrel__vplan_t *p);
 
 /** Python's repr(float) of d: the shortest digits that round-trip, "42.0", "0.1", "1e+16",
  * "1e-05", "-0.0" ("inf"/"nan" for non-finite values). Writes at most len bytes (NUL

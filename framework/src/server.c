@@ -361,11 +361,11 @@ static bool reqid_is_sane(const char *v, size_t len)
     return true;
 }
 
-/* gen: 17 bytes for a generated id. */
-static const char *reqid_make(struct worker *w, h2o_req_t *h, h2o_mem_pool_t *pool, char *gen,
-                              size_t *len)
+/* i: the index of the request's X-Request-ID header, or -1. gen: 17 bytes for a generated
+ * id. */
+static const char *reqid_make(struct worker *w, h2o_req_t *h, ssize_t i, h2o_mem_pool_t *pool,
+                              char *gen, size_t *len)
 {
-    ssize_t i = h2o_find_header_by_str(&h->headers, H2O_STRLIT("x-request-id"), -1);
     if (i != -1) {
         h2o_iovec_t v = h->headers.entries[i].value;
         if (reqid_is_sane(v.base, v.len)) {
@@ -468,8 +468,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     /* h2o's own cap (H2O_MAX_REQLEN, ~417 KB) is far above what a JSON API
      * should accept; enforce ours like h11 (16 KB) does. */
     size_t hbytes = h->method.len + h->path.len;
-    for (size_t i = 0; i < h->headers.size && hbytes <= (size_t)srv->conf.max_header_bytes; i++)
-        hbytes += h->headers.entries[i].name->len + h->headers.entries[i].value.len + 4;
+    ssize_t rid_at = -1; /* the first X-Request-ID, found on the way (names are lowercase) */
+    for (size_t i = 0; i < h->headers.size && hbytes <= (size_t)srv->conf.max_header_bytes; i++) {
+        const h2o_header_t *e = &h->headers.entries[i];
+        hbytes += e->name->len + e->value.len + 4;
+        if (e->name->len == 12 && rid_at < 0 && memcmp(e->name->base, "x-request-id", 12) == 0)
+            rid_at = (ssize_t)i;
+    }
     if (hbytes > (size_t)srv->conf.max_header_bytes) {
         h->http1_is_persistent = 0;
         send_inline_detail(w, h, 431, json_string("Request Header Fields Too Large"), NULL, NULL,
@@ -517,9 +522,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         req->qlen = qlen;
     }
     blk += qlen + 1;
-    json_t *errors =
-        petrel__validate(&req->match, req->query, req->qlen, hdr_lookup, h, h->entity.base,
-                         h->entity.len, h->entity.base != NULL, &req->params, &req->body_json);
+    json_t *errors = req->match.trivial
+                         ? NULL /* nothing declared: params and body stay NULL */
+                         : petrel__validate(&req->match, req->query, req->qlen, hdr_lookup, h,
+                                            h->entity.base, h->entity.len, h->entity.base != NULL,
+                                            &req->params, &req->body_json);
     if (errors != NULL) {
         send_inline_detail(w, h, 422, errors, NULL, req->route, start);
         goto free_early;
@@ -530,7 +537,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     memcpy(req->method, h->method.base, h->method.len);
     req->method[h->method.len] = '\0';
     req->mlen = h->method.len;
-    req->reqid = reqid_make(w, h, &req->arena, blk + h->method.len + 1, &req->reqid_len);
+    req->reqid = reqid_make(w, h, rid_at, &req->arena, blk + h->method.len + 1, &req->reqid_len);
     req->raw_body = (petrel_str_t){h->entity.base, h->entity.base ? h->entity.len : 0};
     req->refs = 2; /* the fiber's, and on_req's own until the first run is over */
     h2o_linklist_insert(&w->reqs, &req->link);

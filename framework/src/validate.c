@@ -1533,6 +1533,11 @@ static bool body_is_json(petrel__header_cb hdr, void *ctx)
            (slen >= 5 && strncasecmp(sub + slen - 5, "+json", 5) == 0);
 }
 
+bool petrel__vplan_trivial(const petrel__vplan_t *p)
+{
+    return p->trivial;
+}
+
 json_t *petrel__validate(const petrel__match_t *m, const char *query, size_t qlen,
                          petrel__header_cb hdr, void *hdr_ctx, const char *body, size_t blen,
                          bool has_body, json_t **params, json_t **body_out)
