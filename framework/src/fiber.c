@@ -443,7 +443,9 @@ void petrel__fiber_resume_at(petrel_fiber_t *f, int64_t now)
     f->state = PETREL__FIBER_RUNNING;
     s->current = f;
     f->slice_ns = now;
-    fiber_add_wait(f, f->await_kind, f->slice_ns - f->parked_ns);
+    /* A fiber run the moment it was made (most requests) did not queue: no zero entry. */
+    if (f->await_kind != NULL || now != f->parked_ns)
+        fiber_add_wait(f, f->await_kind, now - f->parked_ns);
 #ifdef PETREL_ASAN
     void *fake = NULL;
 #endif
