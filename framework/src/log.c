@@ -523,7 +523,7 @@ int petrel__log_flush_due(void)
 /* s as a quoted JSON string at o (room for 6 bytes per input byte + 2); returns the end.
  * The leading printable-ASCII run (usually all of it) is one copy; the rest goes through
  * log_esc. */
-static char *ac_str(char *o, const char *str, size_t len)
+static inline char *ac_str(char *o, const char *str, size_t len)
 {
     *o++ = '"';
     size_t i = petrel__json_plain_copy(o, str, len, true);
@@ -534,7 +534,7 @@ static char *ac_str(char *o, const char *str, size_t len)
     return o;
 }
 
-static char *ac_uint(char *o, uint64_t u)
+static inline char *ac_uint(char *o, uint64_t u)
 {
     if (u < 10) { /* a worker index, the whole milliseconds of most requests */
         *o = (char)('0' + u);
@@ -558,7 +558,7 @@ static char *ac_uint(char *o, uint64_t u)
 }
 
 /* Microseconds as milliseconds with three decimals ("12.345"). */
-static char *ac_us(char *o, uint64_t us)
+static inline char *ac_us(char *o, uint64_t us)
 {
     uint64_t ms = us / 1000;
     o = ac_uint(o, ms);

@@ -401,23 +401,33 @@ static void jout_put_slow(struct jout *o, const char *s, size_t len)
 /* A string as Python's json.dumps(ensure_ascii=False) writes it: only '"', '\\' and the C0
  * controls are escaped, the latter as \n-style pairs or \u00xx with lowercase hex
  * (jansson writes uppercase). */
-static void jout_string(struct jout *o, const char *s, size_t len)
+static void jout_string_rest(struct jout *o, const char *s, size_t len, size_t run);
+
+static inline void jout_string(struct jout *o, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t run = 0;
     if (len + 2 <= o->cap - o->n) {
-        /* Short strings (keys, most values): the run needing no escape is one copy; the
-         * first byte that does sends the rest down the general path. */
-        o->buf[o->n++] = '"';
-        run = petrel__json_plain_copy(o->buf + o->n, s, len, false);
-        o->n += run;
+        /* Short strings (keys, most values), inline: the run needing no escape is copied as
+         * it is checked; the first byte that does sends the rest down the general path. */
+        char *d = o->buf + o->n;
+        d[0] = '"';
+        size_t run = petrel__json_plain_copy(d + 1, s, len, false);
         if (run == len) {
-            o->buf[o->n++] = '"';
+            d[len + 1] = '"';
+            o->n += len + 2;
             return;
         }
-    } else {
-        jout_put(o, "\"", 1);
+        o->n += 1 + run;
+        jout_string_rest(o, s, len, run);
+        return;
     }
+    jout_put(o, "\"", 1);
+    jout_string_rest(o, s, len, 0);
+}
+
+/* The string from s[run] on (its opening quote is out), escapes and all. */
+static void jout_string_rest(struct jout *o, const char *s, size_t len, size_t run)
+{
+    static const char hex[] = "0123456789abcdef";
     for (size_t i = run; i < len; i++) {
         i += petrel__json_plain_run(s + i, len - i, false);
         if (i == len)
