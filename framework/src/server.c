@@ -382,14 +382,20 @@ static const char *reqid_make(struct worker *w, h2o_req_t *h, ssize_t i, h2o_mem
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
     x ^= x >> 31;
-    char *s = gen;
-    static const char hex[] = "0123456789abcdef";
-    for (int k = 15; k >= 0; k -= 2, x >>= 8) {
-        s[k] = hex[x & 15];
-        s[k - 1] = hex[(x >> 4) & 15];
+    /* 16 lowercase hex digits, eight at a time: each 32-bit half's nibbles are spread one per
+     * byte, then mapped to '0'..'9' / 'a'..'f' in parallel. (Which digit comes from which bits
+     * does not matter for a random id.) */
+    for (int half = 0; half < 2; half++) {
+        uint64_t v = half ? x >> 32 : x & 0xffffffffull;
+        v = ((v & 0xffff0000ull) << 16) | (v & 0xffffull);
+        v = ((v & 0x0000ff000000ff00ull) << 8) | (v & 0x000000ff000000ffull);
+        v = ((v & 0x00f000f000f000f0ull) << 4) | (v & 0x000f000f000f000full);
+        uint64_t letters = ((v + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+        v += 0x3030303030303030ull + letters * ('a' - '0' - 10);
+        memcpy(gen + 8 * half, &v, 8);
     }
-    s[16] = '\0';
-    return s;
+    gen[16] = '\0';
+    return gen;
 }
 
 static const char *hdr_lookup(void *ctx, const char *name, size_t *len)

@@ -528,6 +528,22 @@ Test(http, sane_request_id_is_echoed)
     const char *ib = petrel_test_res_header(b, "x-request-id");
     cr_assert(ia != NULL && ia[0] != '\0' && ib != NULL, "no generated x-request-id");
     cr_assert_str_neq(ia, ib);
+    /* 16 lowercase hex digits, and over many requests every digit shows up in every place. */
+    unsigned seen[16] = {0};
+    for (int k = 0; k < 64; k++) {
+        petrel_test_res_t *g = k == 0 ? NULL : petrel_test_get(tc, "/rid");
+        const char *id = g ? petrel_test_res_header(g, "x-request-id") : ia;
+        cr_assert(id != NULL && strlen(id) == 16, "generated id '%s'", id ? id : "(none)");
+        for (int j = 0; j < 16; j++) {
+            const char *d = strchr("0123456789abcdef", id[j]);
+            cr_assert(id[j] != '\0' && d != NULL, "generated id '%s' is not lowercase hex", id);
+            seen[j] |= 1u << (d - "0123456789abcdef");
+        }
+        petrel_test_res_free(g);
+    }
+    for (int j = 0; j < 16; j++)
+        cr_assert(__builtin_popcount(seen[j]) >= 12, "place %d saw only %d digits", j,
+                  __builtin_popcount(seen[j]));
     cr_assert_str_eq(json_string_value(json_object_get(a->json, "request_id")), ia);
     petrel_test_res_free(a);
     petrel_test_res_free(b);
