@@ -123,7 +123,7 @@ static petrel_req_t *req_new(struct worker *w)
         return petrel_xcalloc(1, sizeof(*req));
     w->req_cache = *(petrel_req_t **)req;
     w->nreq_cache--;
-    petrel__clear(req, offsetof(petrel_req_t, inl));
+    petrel__clear(req, offsetof(petrel_req_t, match));
     return req;
 }
 

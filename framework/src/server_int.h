@@ -150,7 +150,6 @@ struct petrel_req {
     struct worker *w;
     petrel_fiber_t *fiber;
     const petrel_route_t *route;
-    petrel__match_t match;
     h2o_mem_pool_t arena;
     h2o_linklist_t link; /* in worker->reqs */
     int refs;            /* the fiber and h2o each hold one */
@@ -183,8 +182,11 @@ struct petrel_req {
     petrel__fdwatch_t hup; /* HTTP/1: notices a client that hangs up mid-handler */
     bool client_gone;
     struct petrel__req_tasks *tasks; /* child tasks (task.c), NULL until the first spawn */
-    /* Last, and not cleared on reuse: the path, decoded path, query, method and generated
-     * id when they fit, so most requests never take a chunk for their arena. */
+    /* From here on, not cleared on reuse. The router sets every field of the match it
+     * reads (args up to nargs). */
+    petrel__match_t match;
+    /* The path, decoded path, query, method and generated id when they fit, so most
+     * requests never take a chunk for their arena. */
     char inl[192];
 };
 
