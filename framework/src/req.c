@@ -311,6 +311,7 @@ struct jpool {
     h2o_mem_pool_t *pool;
     h2o_iovec_t vec[16];
     size_t n, total;
+    size_t grow; /* the next chunk's size unless a piece needs more */
 };
 
 struct jout {
@@ -323,15 +324,14 @@ struct jout {
     char stack[512];    /* callback mode's buffer */
 };
 
-/* Pool mode: the chunk being written is complete. */
+/* Pool mode: the chunk being written is complete. (A chunk is only opened for bytes about
+ * to be written, so none is left empty.) */
 static void jout_pool_close(struct jout *o)
 {
     struct jpool *p = o->pool;
     if (o->n > 0) {
         p->vec[p->n - 1].len = o->n;
         p->total += o->n;
-    } else if (p->n > 0 && o->buf == p->vec[p->n - 1].base) {
-        p->n--; /* nothing was written into it */
     }
     o->n = 0;
 }
@@ -344,12 +344,13 @@ static void jout_pool_open(struct jout *o, size_t need)
     struct jpool *p = o->pool;
     if (p->n == sizeof(p->vec) / sizeof(p->vec[0])) {
         o->rc = PETREL_ETOOBIG;
-        o->n = 0;
+        o->n = o->cap = 0; /* every later put takes the slow path, which stops at rc */
         return;
     }
-    size_t cap = o->cap ? o->cap * 4 : 960;
-    if (cap < need)
-        cap = need;
+    /* The geometric size goes on regardless of a big string's own chunk. */
+    size_t cap = p->grow > need ? p->grow : need;
+    if (p->grow < ((size_t)1 << 40))
+        p->grow *= 4;
     o->buf = h2o_mem_alloc_pool(p->pool, cap);
     o->cap = cap;
     o->n = 0;
@@ -656,6 +657,7 @@ static int set_json(petrel_req_t *req, int status, json_t *body)
     struct jout o;
     p.pool = &req->h2o->pool;
     p.n = p.total = 0;
+    p.grow = 960;
     o.n = o.cap = 0;
     o.rc = 0;
     o.pool = &p;
@@ -663,7 +665,11 @@ static int set_json(petrel_req_t *req, int status, json_t *body)
     int rc = jout_dump(&o, body);
     json_decref(body);
     if (rc != 0)
-        return petrel_set_error(req, PETREL_ETOOBIG, "response body too large to serialise");
+        /* The handler's bug, not the client's: a 500 when the handler passes this on. */
+        return petrel_set_error(req, PETREL_EINTERNAL, "%s",
+                                rc == PETREL_ETOOBIG
+                                    ? "response body too large to serialise"
+                                    : "response body is not JSON (NaN or Infinity)");
     req->status = status;
     req->content_type = "application/json";
     req->nbody = p.n;

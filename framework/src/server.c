@@ -259,6 +259,7 @@ static inline void inflight_add(struct worker *w, long d)
 /* The request's deadline counts from its arrival. */
 static void req_arm_deadline(petrel_req_t *req)
 {
+    req->deadline_armed = true;
     int64_t tmo =
         req->route->timeout_ms != 0 ? req->route->timeout_ms : req->w->srv->conf.request_timeout_ms;
     if (tmo > 0)
@@ -270,7 +271,7 @@ static void req_first_park(petrel_fiber_t *f)
     petrel_req_t *req = f->user;
     /* A handler that runs through without awaiting cannot be cancelled anyway (the loop
      * is not running), so its deadline is armed only when it first waits. */
-    if (req->deadline.idx == SIZE_MAX)
+    if (!req->deadline_armed)
         req_arm_deadline(req);
     int fd = req_client_fd(req);
     if (fd < 0)

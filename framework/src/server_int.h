@@ -179,6 +179,7 @@ struct petrel_req {
     bool raw_body_copied;
     int64_t start_ns;
     petrel__timer_t deadline;
+    bool deadline_armed;   /* once: a deadline that fired is not armed again */
     petrel__fdwatch_t hup; /* HTTP/1: notices a client that hangs up mid-handler */
     bool client_gone;
     struct petrel__req_tasks *tasks; /* child tasks (task.c), NULL until the first spawn */

@@ -101,6 +101,22 @@ static int h_own_server(petrel_req_t *req)
     return petrel_json(req, 200, json_pack("{s:b}", "ok", 1));
 }
 
+/* A body well past the first serialisation chunks: one big string among many small items. */
+static int h_big(petrel_req_t *req)
+{
+    size_t n = 300000;
+    char *s = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (char)('a' + i % 26);
+    s[n] = '\0';
+    json_t *items = json_array();
+    for (int i = 0; i < 20000; i++)
+        json_array_append_new(items, json_integer(i));
+    json_t *doc = json_pack("{s:o,s:s,s:o}", "head", json_string("h\"q"), "big", s, "items", items);
+    free(s);
+    return petrel_json(req, 200, doc);
+}
+
 static int h_created(petrel_req_t *req)
 {
     return petrel_json(req, 201, json_pack("{s:b}", "created", 1));
@@ -124,6 +140,7 @@ static const petrel_route_t routes[] = {
     PETREL_ROUTE(GET, "/slow", h_slow, .timeout_ms = 100),
     PETREL_ROUTE(GET, "/yield-loop", h_yield_loop, .timeout_ms = 100),
     PETREL_ROUTE(GET, "/own-server", h_own_server),
+    PETREL_ROUTE(GET, "/big", h_big),
     PETREL_ROUTE(GET, "/busy-then-sleep", h_busy_then_sleep, .timeout_ms = 100),
 };
 
@@ -618,6 +635,27 @@ Test(http, route_timeout_counts_from_arrival_when_the_handler_first_awaits_late)
     cr_assert(r->elapsed_ms >= 140 && r->elapsed_ms < 235, "504 after %.0f ms", r->elapsed_ms);
     petrel_test_res_free(r);
     assert_json_ok(tc);
+}
+
+Test(http, a_large_body_is_serialised_whole)
+{
+    petrel_test_res_t *r = petrel_test_get(tc, "/big");
+    cr_assert_eq(r->status, 200);
+    const char *cl = petrel_test_res_header(r, "content-length");
+    cr_assert(cl != NULL && strtoul(cl, NULL, 10) == r->body_len, "content-length %s vs %zu",
+              cl ? cl : "(none)", r->body_len);
+    cr_assert_not_null(r->json, "body is not JSON");
+    cr_assert_str_eq(json_string_value(json_object_get(r->json, "head")), "h\"q");
+    const char *big = json_string_value(json_object_get(r->json, "big"));
+    cr_assert(big != NULL && strlen(big) == 300000, "big string length");
+    for (size_t i = 0; i < 300000; i += 997)
+        cr_assert_eq(big[i], (char)('a' + i % 26), "byte %zu", i);
+    json_t *items = json_object_get(r->json, "items");
+    cr_assert_eq(json_array_size(items), 20000);
+    for (size_t i = 0; i < 20000; i += 101)
+        cr_assert_eq(json_integer_value(json_array_get(items, i)), (json_int_t)i);
+    cr_assert_eq(json_integer_value(json_array_get(items, 19999)), 19999);
+    petrel_test_res_free(r);
 }
 
 Test(http, post_route_status_and_length_are_exact)
