@@ -572,9 +572,9 @@ static char *ac_ns(char *o, int64_t ns)
     return ac_us(o, ns > 0 ? ((uint64_t)ns + 500) / 1000 : 0);
 }
 
-void petrel__log_access(const char *request_id, const char *method, size_t mlen, const char *path,
-                        size_t plen, int status, double duration_ms, int worker, int64_t now,
-                        const petrel__log_timing_t *timing, json_t *extra)
+void petrel__log_access(const char *request_id, size_t rlen, const char *method, size_t mlen,
+                        const char *path, size_t plen, int status, double duration_ms, int worker,
+                        int64_t now, const petrel__log_timing_t *timing, json_t *extra)
 {
     static const char *const reserved[] = {"time", "level",  "msg",         "request_id", "method",
                                            "path", "status", "duration_ms", "worker",     NULL};
@@ -586,7 +586,8 @@ void petrel__log_access(const char *request_id, const char *method, size_t mlen,
         mlen = 0, method = "";
     if (path == NULL)
         plen = 0, path = "";
-    size_t rlen = request_id != NULL ? strlen(request_id) : 0;
+    if (request_id == NULL)
+        rlen = 0;
     /* Fixed text and numbers stay under 256 bytes; strings take at most 6 bytes per byte. */
     size_t need = 256 + 6 * (rlen + mlen + plen);
     if (timing != NULL)

@@ -672,8 +672,10 @@ static int set_json(petrel_req_t *req, int status, json_t *body)
                                     : "response body is not JSON (NaN or Infinity)");
     req->status = status;
     req->content_type = "application/json";
+    req->ctlen = sizeof("application/json") - 1;
     req->nbody = p.n;
-    req->body = h2o_mem_alloc_pool(&req->h2o->pool, (p.n ? p.n : 1) * sizeof(h2o_iovec_t));
+    req->body =
+        p.n <= 2 ? req->body_inl : h2o_mem_alloc_pool(&req->h2o->pool, p.n * sizeof(h2o_iovec_t));
     memcpy(req->body, p.vec, p.n * sizeof(h2o_iovec_t));
     req->body_len = p.total;
     req->has_response = true;
@@ -702,8 +704,9 @@ int petrel_send(petrel_req_t *req, int status, const char *content_type, const v
     if (req->h2o == NULL || req->responded)
         return 0;
     req->status = status;
+    req->ctlen = content_type != NULL ? strlen(content_type) : 0;
     req->content_type =
-        content_type != NULL ? arena_copy_value(req, content_type, strlen(content_type)) : NULL;
+        content_type != NULL ? arena_copy_value(req, content_type, req->ctlen) : NULL;
     req->body = h2o_mem_alloc_pool(&req->h2o->pool, sizeof(h2o_iovec_t));
     req->body[0].base = h2o_mem_alloc_pool(&req->h2o->pool, len ? len : 1);
     memcpy(req->body[0].base, body, len);
@@ -720,6 +723,7 @@ int petrel_empty(petrel_req_t *req, int status)
         return 0;
     req->status = status;
     req->content_type = NULL;
+    req->ctlen = 0;
     req->nbody = 0;
     req->body_len = 0;
     req->has_response = true;
@@ -776,15 +780,14 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     bool bodiless = head || status == 204 || status == 304;
     h2o_send(h, bufs, bodiless ? 0 : nbufs, H2O_SEND_STATE_FINAL);
     double ms = (double)(now - req->start_ns) / 1e6;
-    petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, status, ms,
-                       req->w->index, now, timed ? &timing : NULL, NULL);
+    petrel__log_access(req->reqid, req->reqid_len, req->method, req->mlen, req->path, req->plen,
+                       status, ms, req->w->index, now, timed ? &timing : NULL, NULL);
 }
 
 void petrel__req_send(petrel_req_t *req)
 {
-    const char *ct = req->content_type;
-    petrel__req_finish_response(req, req->status, ct, ct ? strlen(ct) : 0, req->body, req->nbody,
-                                req->body_len);
+    petrel__req_finish_response(req, req->status, req->content_type, req->ctlen, req->body,
+                                req->nbody, req->body_len);
 }
 
 void petrel__req_send_error(petrel_req_t *req, int status, const char *detail)

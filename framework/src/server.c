@@ -296,8 +296,8 @@ static void req_fiber_done(void *arg)
         /* The client left before we answered: log it as nginx's 499. */
         int64_t now = petrel_now_ns();
         double ms = (double)(now - req->start_ns) / 1e6;
-        petrel__log_access(req->reqid, req->method, req->mlen, req->path, req->plen, 499, ms,
-                           w->index, now, NULL, NULL);
+        petrel__log_access(req->reqid, req->reqid_len, req->method, req->mlen, req->path, req->plen,
+                           499, ms, w->index, now, NULL, NULL);
         petrel__metrics_inline(w, req->route, req->method, req->mlen, 499, req->start_ns);
     }
     req->fiber->user = NULL;
@@ -459,7 +459,7 @@ static void send_inline_detail(struct worker *w, h2o_req_t *h, int status, json_
     const char *m = h->method.base;
     size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
     int64_t now = petrel_now_ns();
-    petrel__log_access(NULL, m, h->method.len, h->path.base, plen, status,
+    petrel__log_access(NULL, 0, m, h->method.len, h->path.base, plen, status,
                        (double)(now - start) / 1e6, w->index, now, NULL, NULL);
     petrel__metrics_inline(w, route, m, h->method.len, status, start);
 }

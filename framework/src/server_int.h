@@ -158,6 +158,7 @@ struct petrel_req {
     bool timed_out;
     int status;
     const char *content_type;
+    size_t ctlen;
     h2o_iovec_t *body; /* body chunks in the h2o pool */
     size_t nbody, body_len;
     struct resp_header *hdrs;
@@ -186,6 +187,7 @@ struct petrel_req {
     /* From here on, not cleared on reuse. The router sets every field of the match it
      * reads (args up to nargs). */
     petrel__match_t match;
+    h2o_iovec_t body_inl[2]; /* a serialised body's iovecs when it has at most two chunks */
     /* The path, decoded path, query, method and generated id when they fit, so most
      * requests never take a chunk for their arena. */
     char inl[192];
