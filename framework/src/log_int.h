@@ -71,7 +71,7 @@ typedef struct petrel__log_timing {
 
 /* request_id: NULL, or an id of rlen JSON-safe characters only (the server's are). */
 void petrel__log_access(const char *request_id, size_t rlen, const char *method, size_t mlen,
-                        const char *path, size_t plen, int status, double duration_ms, int worker,
+                        const char *path, size_t plen, int status, int64_t duration_ns, int worker,
                         int64_t now /* petrel_now_ns() at the response, or 0 */,
                         const petrel__log_timing_t *timing /* may be NULL */,
                         json_t *extra /* steals, may be NULL */);

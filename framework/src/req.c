@@ -779,9 +779,9 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     bool head = h->method.len == 4 && memcmp(h->method.base, "HEAD", 4) == 0;
     bool bodiless = head || status == 204 || status == 304;
     h2o_send(h, bufs, bodiless ? 0 : nbufs, H2O_SEND_STATE_FINAL);
-    double ms = (double)(now - req->start_ns) / 1e6;
     petrel__log_access(req->reqid, req->reqid_len, req->method, req->mlen, req->path, req->plen,
-                       status, ms, req->w->index, now, timed ? &timing : NULL, NULL);
+                       status, now - req->start_ns, req->w->index, now, timed ? &timing : NULL,
+                       NULL);
 }
 
 void petrel__req_send(petrel_req_t *req)

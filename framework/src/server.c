@@ -159,7 +159,9 @@ static void req_release(petrel_req_t *req)
         h2o_linklist_unlink(&req->link);
     json_decref(req->params);
     json_decref(req->body_json);
-    h2o_mem_clear_pool(&req->arena);
+    /* Most requests never used their arena (see inl). */
+    if (req->arena.chunks != NULL || req->arena.shared_refs != NULL || req->arena.directs != NULL)
+        h2o_mem_clear_pool(&req->arena);
     req_recycle(req->w, req);
 }
 
@@ -295,9 +297,8 @@ static void req_fiber_done(void *arg)
     if (!req->responded && req->h2o == NULL) {
         /* The client left before we answered: log it as nginx's 499. */
         int64_t now = petrel_now_ns();
-        double ms = (double)(now - req->start_ns) / 1e6;
         petrel__log_access(req->reqid, req->reqid_len, req->method, req->mlen, req->path, req->plen,
-                           499, ms, w->index, now, NULL, NULL);
+                           499, now - req->start_ns, w->index, now, NULL, NULL);
         petrel__metrics_inline(w, req->route, req->method, req->mlen, 499, req->start_ns);
     }
     req->fiber->user = NULL;
@@ -459,8 +460,8 @@ static void send_inline_detail(struct worker *w, h2o_req_t *h, int status, json_
     const char *m = h->method.base;
     size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
     int64_t now = petrel_now_ns();
-    petrel__log_access(NULL, 0, m, h->method.len, h->path.base, plen, status,
-                       (double)(now - start) / 1e6, w->index, now, NULL, NULL);
+    petrel__log_access(NULL, 0, m, h->method.len, h->path.base, plen, status, now - start, w->index,
+                       now, NULL, NULL);
     petrel__metrics_inline(w, route, m, h->method.len, status, start);
 }
 

@@ -267,10 +267,11 @@ Test(log, long_messages_are_not_truncated)
 
 Test(log, access_record_fields)
 {
-    petrel__log_access("rid-9", 5, "GET", 3, "/items/1?x=\"y\"", 14, 200, 1.2345, 3, 0, NULL, NULL);
+    petrel__log_access("rid-9", 5, "GET", 3, "/items/1?x=\"y\"", 14, 200, 1234500, 3, 0, NULL,
+                       NULL);
     json_t *extra = json_pack("{s:s, s:i, s:i}", "route", "/items/{id}", "bytes", 17, "status", 1);
-    petrel__log_access(NULL, 0, "POSTX", 4, "/p\xff", 3, 503, 12000.5, 0, 0, NULL, extra);
-    petrel__log_access("r", 1, "GET", 3, "/", 1, 204, -5, 1, 0, NULL, NULL);
+    petrel__log_access(NULL, 0, "POSTX", 4, "/p\xff", 3, 503, 12000500000, 0, 0, NULL, extra);
+    petrel__log_access("r", 1, "GET", 3, "/", 1, 204, -5000000, 1, 0, NULL, NULL);
     json_t *a = lines();
     cr_assert_eq(json_array_size(a), 3);
     json_t *r = json_array_get(a, 0);
@@ -343,11 +344,11 @@ Test(log, access_record_time_from_a_monotonic_reading_and_timing_fields)
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     int64_t now = petrel_now_ns();
-    petrel__log_access("r1", 2, "GET", 3, "/", 1, 200, 3.75, 0, now, &t, NULL);
+    petrel__log_access("r1", 2, "GET", 3, "/", 1, 200, 3750000, 0, now, &t, NULL);
     /* A reading 30 ms old is shown 30 ms before the present. */
     struct timespec wall2;
     clock_gettime(CLOCK_REALTIME, &wall2);
-    petrel__log_access("r2", 2, "GET", 3, "/", 1, 200, 1, 0, petrel_now_ns() - 30000000, NULL,
+    petrel__log_access("r2", 2, "GET", 3, "/", 1, 200, 1000000, 0, petrel_now_ns() - 30000000, NULL,
                        NULL);
     json_t *a = lines();
     cr_assert_eq(json_array_size(a), 2);
@@ -377,12 +378,13 @@ Test(log, access_record_time_from_a_monotonic_reading_and_timing_fields)
 Test(log, access_records_obey_the_switch_not_the_level)
 {
     petrel__log_configure(PETREL_LOG_ERROR, false);
-    petrel__log_access("r", 1, "GET", 3, "/", 1, 200, 1, 0, 0, NULL, json_pack("{s:i}", "a", 1));
+    petrel__log_access("r", 1, "GET", 3, "/", 1, 200, 1000000, 0, 0, NULL,
+                       json_pack("{s:i}", "a", 1));
     size_t len;
     free(captured(&len));
     cr_assert_eq(len, 0);
     petrel__log_configure(PETREL_LOG_ERROR, true);
-    petrel__log_access("r", 1, "GET", 3, "/", 1, 200, 1, 0, 0, NULL, NULL);
+    petrel__log_access("r", 1, "GET", 3, "/", 1, 200, 1000000, 0, 0, NULL, NULL);
     json_t *a = lines();
     cr_assert_eq(json_array_size(a), 1);
     json_decref(a);
