@@ -457,19 +457,25 @@ void petrel__fiber_resume_at(petrel_fiber_t *f, int64_t now)
         fiber_release(s, f);
 }
 
+/* Marks f ready and appends it to the list head/tail (the ready queue or the yielded). */
+static void fiber_enqueue(petrel_fiber_t **head, petrel_fiber_t **tail, petrel_fiber_t *f)
+{
+    f->state = PETREL__FIBER_READY;
+    f->next_ready = NULL;
+    if (*tail != NULL)
+        (*tail)->next_ready = f;
+    else
+        *head = f;
+    *tail = f;
+}
+
 void petrel__fiber_schedule(petrel_fiber_t *f)
 {
     petrel__sched_t *s = f->sched;
     if (f->state == PETREL__FIBER_READY &&
         (f->next_ready != NULL || s->ready_tail == f || s->yield_tail == f))
         return; /* already queued */
-    f->state = PETREL__FIBER_READY;
-    f->next_ready = NULL;
-    if (s->ready_tail != NULL)
-        s->ready_tail->next_ready = f;
-    else
-        s->ready_head = f;
-    s->ready_tail = f;
+    fiber_enqueue(&s->ready_head, &s->ready_tail, f);
 }
 
 /* The first time a fiber gives the loop back (an await or a yield): its owner's hook
@@ -742,14 +748,7 @@ int petrel_yield(void)
     fiber_first_wait(f);
     /* Run again after every fiber ready now, and after the loop has polled once (asyncio's
      * sleep(0)). */
-    petrel__sched_t *s = f->sched;
-    f->state = PETREL__FIBER_READY;
-    f->next_ready = NULL;
-    if (s->yield_tail != NULL)
-        s->yield_tail->next_ready = f;
-    else
-        s->yield_head = f;
-    s->yield_tail = f;
+    fiber_enqueue(&f->sched->yield_head, &f->sched->yield_tail, f);
     f->await_kind = "yield";
     fiber_slice_end(f);
     fiber_switch_out(f, false);

@@ -267,8 +267,8 @@ Test(common, json_plain_run_and_copy_match_a_byte_loop_and_read_only_the_string)
                         got = petrel__json_plain_copy(dst, s, len, ascii);
                         cr_assert_eq(got, want, "copy: len %zu bad 0x%02x at %zu ascii %d: %zu",
                                      len, bad[k], pos, ascii, got);
-                        cr_assert(memcmp(dst, s, got) == 0, "copy: len %zu bad at %zu: bytes",
-                                  len, pos);
+                        cr_assert(memcmp(dst, s, got) == 0, "copy: len %zu bad at %zu: bytes", len,
+                                  pos);
                         cr_assert_eq(dst[len], '#', "copy: wrote past len %zu", len);
                         checked++;
                     }
