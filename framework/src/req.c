@@ -295,6 +295,8 @@ int petrel_resp_header(petrel_req_t *req, const char *name, const char *value)
         n[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
     req->hdrs[req->nhdrs++] =
         (struct resp_header){n, arena_copy_value(req, value, vlen), nlen, vlen};
+    if (nlen == 6 && memcmp(n, "server", 6) == 0)
+        req->own_server = true;
     return 0;
 }
 
@@ -763,11 +765,7 @@ void petrel__req_finish_response(petrel_req_t *req, int status, const char *ctyp
     if (ctype != NULL)
         hdr_push(&h->res.headers, &H2O_TOKEN_CONTENT_TYPE->buf, ctype, ctlen);
     hdr_push(&h->res.headers, &reqid_name, req->reqid, req->reqid_len);
-    /* The configured Server, unless the handler set its own (names are stored lowercase). */
-    bool own_server = false;
-    for (size_t i = 0; i < req->nhdrs && !own_server; i++)
-        own_server = req->hdrs[i].nlen == 6 && memcmp(req->hdrs[i].name, "server", 6) == 0;
-    if (req->w->srv->server_hdr.len > 0 && !own_server)
+    if (req->w->srv->server_hdr.len > 0 && !req->own_server)
         hdr_push(&h->res.headers, &H2O_TOKEN_SERVER->buf, req->w->srv->server_hdr.base,
                  req->w->srv->server_hdr.len);
     for (size_t i = 0; i < req->nhdrs; i++)

@@ -63,7 +63,7 @@ struct node {
  * with one hash lookup instead of a trie walk. The walk tries static children first at
  * every level, so for such a path it would return the same endpoint. */
 struct sentry {
-    char *path; /* NULL: free slot */
+    const char *path; /* the route's own template (routes are borrowed); NULL: free slot */
     size_t len;
     uint64_t hash;
     const struct node *n;
@@ -171,9 +171,7 @@ static void router_static_add(petrel__router_t *r, const char *path, const struc
         r->stab = tab;
         r->scap = cap;
     }
-    char *copy = petrel_xmalloc(len + 1);
-    memcpy(copy, path, len + 1);
-    router_static_put(r->stab, r->scap, (struct sentry){copy, len, router_path_hash(path, len), n});
+    router_static_put(r->stab, r->scap, (struct sentry){path, len, router_path_hash(path, len), n});
     r->sn++;
 }
 
@@ -252,8 +250,6 @@ void petrel__router_free(petrel__router_t *r)
     if (r == NULL)
         return;
     router_node_dispose(&r->root);
-    for (size_t i = 0; i < r->scap; i++)
-        free(r->stab[i].path);
     free(r->stab);
     free(r);
 }

@@ -363,6 +363,14 @@ static bool reqid_is_sane(const char *v, size_t len)
     return true;
 }
 
+/* Copies n bytes and a NUL to dst; returns the byte after the NUL. */
+static char *cstr_put(char *dst, const char *src, size_t n)
+{
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return dst + n + 1;
+}
+
 /* i: the index of the request's X-Request-ID header, or -1. gen: 17 bytes for a generated
  * id. */
 static const char *reqid_make(struct worker *w, h2o_req_t *h, ssize_t i, h2o_mem_pool_t *pool,
@@ -372,8 +380,7 @@ static const char *reqid_make(struct worker *w, h2o_req_t *h, ssize_t i, h2o_mem
         h2o_iovec_t v = h->headers.entries[i].value;
         if (reqid_is_sane(v.base, v.len)) {
             char *s = h2o_mem_alloc_pool(pool, v.len + 1);
-            memcpy(s, v.base, v.len);
-            s[v.len] = '\0';
+            cstr_put(s, v.base, v.len);
             *len = v.len;
             return s;
         }
@@ -500,10 +507,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     size_t need = 2 * (plen + 1) + (qlen + 1) + (h->method.len + 1) + 17;
     char *blk = need <= sizeof(req->inl) ? req->inl : h2o_mem_alloc_pool(&req->arena, need);
     req->path = blk;
-    memcpy(req->path, h->path.base, plen);
-    req->path[plen] = '\0';
     req->plen = plen;
-    req->scratch = blk + plen + 1;
+    req->scratch = cstr_put(blk, h->path.base, plen);
     blk = req->scratch + plen + 1;
     int st = petrel__router_match(srv->router, h->method.base, h->method.len, req->path, plen,
                                   req->scratch, &req->match);
@@ -525,11 +530,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     }
     if (h->query_at != SIZE_MAX) {
         req->query = blk;
-        memcpy(req->query, h->path.base + h->query_at + 1, qlen);
-        req->query[qlen] = '\0';
         req->qlen = qlen;
     }
-    blk += qlen + 1;
+    blk = cstr_put(blk, h->path.base + (h->query_at != SIZE_MAX ? h->query_at + 1 : 0), qlen);
     json_t *errors = req->match.trivial
                          ? NULL /* nothing declared: params and body stay NULL */
                          : petrel__validate(&req->match, req->query, req->qlen, hdr_lookup, h,
@@ -542,10 +545,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
 
     req->h2o = h;
     req->method = blk;
-    memcpy(req->method, h->method.base, h->method.len);
-    req->method[h->method.len] = '\0';
     req->mlen = h->method.len;
-    req->reqid = reqid_make(w, h, rid_at, &req->arena, blk + h->method.len + 1, &req->reqid_len);
+    blk = cstr_put(blk, h->method.base, h->method.len);
+    req->reqid = reqid_make(w, h, rid_at, &req->arena, blk, &req->reqid_len);
     req->raw_body = (petrel_str_t){h->entity.base, h->entity.base ? h->entity.len : 0};
     req->refs = 2; /* the fiber's, and on_req's own until the first run is over */
     h2o_linklist_insert(&w->reqs, &req->link);
@@ -799,14 +801,14 @@ static void server_header_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h
     h2o_setup_next_ostream(req, slot);
 }
 
-static void server_header_filter(h2o_pathconf_t *pc, const char *name)
+static void server_header_filter(h2o_pathconf_t *pc, h2o_iovec_t name)
 {
-    if (name == NULL || name[0] == '\0')
+    if (name.len == 0)
         return; /* as h2o: no name, no header */
     struct server_header_filter *f =
         (struct server_header_filter *)h2o_create_filter(pc, sizeof(*f));
     f->super.on_setup_ostream = server_header_on_setup_ostream;
-    f->name = h2o_iovec_init(name, strlen(name));
+    f->name = name;
 }
 
 static int listen_open(const char *host, int port, int backlog, char *err, size_t errlen)
@@ -1172,7 +1174,7 @@ petrel_server_t *petrel_server_start(petrel_app_t *app, char *err, size_t errlen
      * declared body over the limit, which use the host's fallback path. */
     const char *sname = srv->conf.server_name != NULL ? srv->conf.server_name : "";
     srv->server_hdr = h2o_iovec_init(sname, strlen(sname));
-    server_header_filter(&srv->hostconf->fallback_path, srv->conf.server_name);
+    server_header_filter(&srv->hostconf->fallback_path, srv->server_hdr);
 
     srv->nworkers = srv->conf.workers;
     srv->workers = petrel_xcalloc((size_t)srv->nworkers, sizeof(*srv->workers));

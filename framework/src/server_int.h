@@ -163,6 +163,7 @@ struct petrel_req {
     size_t nbody, body_len;
     struct resp_header *hdrs;
     size_t nhdrs, hdrs_cap;
+    bool own_server; /* the handler set Server: it replaces the configured one */
     json_t *params;
     json_t *body_json;
     petrel_error_t last_error;
